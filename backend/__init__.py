@@ -1,0 +1,72 @@
+"""The AI job service: a Flask application factory."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .config import PROJECT_ROOT, Config
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the app for ``config`` (default: read from the environment)."""
+    from . import cli, web
+    from .agents import build_agents
+    from .api import register_api
+    from .extensions import db, migrate
+    from .jobs.service import JobService
+    from .queue import build_queue
+
+    config = config or Config.from_env()
+    app = Flask(__name__)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=config.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(config.database_url),
+        MAX_CONTENT_LENGTH=config.max_body_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["config"] = config
+    _prepare_sqlite_directory(config.database_url)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    queue = build_queue(app, config)
+    app.extensions["job_queue"] = queue
+    app.extensions["job_service"] = JobService(agents=build_agents(config), queue=queue, config=config)
+
+    register_api(app)
+    web.register(app)
+    cli.register(app)
+    return app
+
+
+def _engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        # The embedded worker writes from other threads while requests read.
+        return {"connect_args": {"check_same_thread": False, "timeout": 15}}
+    # pre_ping turns a connection killed by a database restart into a fresh one, not a 500.
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10, "pool_timeout": 5}
+
+
+def _prepare_sqlite_directory(url: str) -> None:
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        from pathlib import Path
+
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    """WAL lets the in-process worker write while requests read; foreign keys keep history honest."""
+    module = type(dbapi_connection).__module__
+    if not module.startswith("sqlite3"):
+        return
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.close()

@@ -1,0 +1,167 @@
+"""Job endpoints: submit, list, details, status, cancel, history."""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from ..ids import is_job_id
+from ..jobs.errors import MalformedJobId
+from ..jobs.hints import poll_after_ms, retry_after_s
+from ..jobs.service import JobService
+from ..models import Job, utcnow
+from .auth import current_owner, require_api_key
+from .links import job_url
+from .problems import problem
+from .schemas import (
+    EventListSchema,
+    EventsArgsSchema,
+    JobListArgsSchema,
+    JobListSchema,
+    JobSchema,
+    JobStatusSchema,
+    SubmitJobSchema,
+)
+
+blp = Blueprint(
+    "jobs",
+    __name__,
+    url_prefix="/api/ai/jobs",
+    description="Submit AI agent jobs and follow them by polling.",
+)
+blp.before_request(require_api_key)
+
+_JSON_TYPES = ("application/json",)
+
+
+@blp.before_request
+def _require_json_body():
+    """Bodies must be JSON (415 otherwise); an empty body is fine where none is needed."""
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return None
+    has_body = (request.content_length or 0) > 0 or "chunked" in request.headers.get("Transfer-Encoding", "")
+    if not has_body and not request.mimetype:
+        return None
+    if request.mimetype not in _JSON_TYPES and not request.mimetype.endswith("+json"):
+        return problem(
+            415,
+            f"Send the body as application/json, not {request.mimetype or 'an unlabelled body'}.",
+        )
+    return None
+
+
+def _service() -> JobService:
+    return current_app.extensions["job_service"]
+
+
+def _owned_job(job_id: str) -> Job:
+    """Fetch-or-404, after rejecting a malformed id with 400."""
+    _check_job_id(job_id)
+    return _service().get(current_owner(), job_id)
+
+
+def _check_job_id(job_id: str) -> None:
+    if not is_job_id(job_id):
+        raise MalformedJobId(
+            f"{job_id[:64]!r} is not a job id; job ids look like job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW "
+            "(job_ followed by 26 Crockford base-32 characters)."
+        )
+
+
+_ERRORS = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    404: "NOT_FOUND",
+    409: "CONFLICT",
+    413: "REQUEST_ENTITY_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "UNPROCESSABLE_ENTITY",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+def _documents(*statuses: int):
+    """Document the error responses a view can give (all problem+json)."""
+
+    def decorate(view):
+        for status in statuses:
+            view = blp.alt_response(status, response=_ERRORS[status])(view)
+        return view
+
+    return decorate
+
+
+@blp.route("")
+class Jobs(MethodView):
+    @blp.arguments(JobListArgsSchema, location="query", as_kwargs=True)
+    @blp.response(200, JobListSchema)
+    @_documents(400, 401, 422, 503)
+    def get(self, **filters):
+        """List your jobs, newest first"""
+        jobs, next_cursor = _service().list(current_owner(), **filters)
+        headers = {}
+        if next_cursor is not None:
+            query = dict(request.args, cursor=next_cursor)
+            headers["Link"] = f'<{request.path}?{urlencode(query)}>; rel="next"'
+        return {"jobs": jobs, "next_cursor": next_cursor}, 200, headers
+
+    @blp.arguments(SubmitJobSchema)
+    @blp.response(202, JobSchema)
+    @blp.alt_response(200, schema=JobSchema, description="The request_id was seen before with this body: the existing job.")
+    @_documents(400, 401, 409, 413, 415, 422, 503)
+    def post(self, body):
+        """Submit a job"""
+        job, created = _service().submit(
+            current_owner(), body["agent"], body["input"], body.get("request_id")
+        )
+        headers = {"Location": job_url(job.id)}
+        hint = retry_after_s(poll_after_ms(job, utcnow()))
+        if hint is not None:
+            headers["Retry-After"] = hint
+        return job, 202 if created else 200, headers
+
+
+@blp.route("/<job_id>")
+class JobDetails(MethodView):
+    @blp.response(200, JobSchema)
+    @_documents(400, 401, 404, 503)
+    def get(self, job_id):
+        """Get a job in full: input, result, error, progress, timestamps"""
+        return _owned_job(job_id)
+
+
+@blp.route("/<job_id>/status")
+class JobStatusView(MethodView):
+    @blp.response(200, JobStatusSchema)
+    @_documents(400, 401, 404, 503)
+    def get(self, job_id):
+        """Get a job's compact status (the endpoint to poll)"""
+        job = _owned_job(job_id)
+        headers = {"Cache-Control": "no-cache"}
+        hint = retry_after_s(poll_after_ms(job, utcnow()))
+        if hint is not None:
+            headers["Retry-After"] = hint
+        return job, 200, headers
+
+
+@blp.route("/<job_id>/cancel")
+class JobCancel(MethodView):
+    @blp.response(202, JobSchema)
+    @_documents(400, 401, 404, 409, 415, 503)
+    def post(self, job_id):
+        """Cancel a job (a running job stops at its next checkpoint)"""
+        _check_job_id(job_id)
+        return _service().cancel(current_owner(), job_id)
+
+
+@blp.route("/<job_id>/events")
+class JobEvents(MethodView):
+    @blp.arguments(EventsArgsSchema, location="query", as_kwargs=True)
+    @blp.response(200, EventListSchema)
+    @_documents(400, 401, 404, 422, 503)
+    def get(self, job_id, after):
+        """Get a job's status history, oldest first"""
+        _check_job_id(job_id)
+        return {"events": _service().events(current_owner(), job_id, after)}

@@ -1,0 +1,159 @@
+"""The one error shape on the wire: RFC 9457 ``application/problem+json``."""
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import marshmallow as ma
+from flask import Flask, Response, json, request
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from werkzeug.exceptions import HTTPException
+
+from ..jobs import errors
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+# Domain errors of the job service and the HTTP status each one means.
+DOMAIN_STATUS: dict[type[errors.JobServiceError], tuple[int, str]] = {
+    errors.MalformedJobId: (400, "malformed_job_id"),
+    errors.JobNotFound: (404, "job_not_found"),
+    errors.RequestIdConflict: (409, "request_id_conflict"),
+    errors.JobAlreadyFinished: (409, "job_already_finished"),
+    errors.UnknownAgent: (422, "unknown_agent"),
+    errors.InvalidJobInput: (422, "invalid_input"),
+    errors.InvalidCursor: (400, "invalid_cursor"),
+}
+
+# Default problem codes for plain HTTP errors (werkzeug's and ours).
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+class ProblemSchema(ma.Schema):
+    """An RFC 9457 problem document."""
+
+    type = ma.fields.String(metadata={"description": "A URI reference naming the problem type.", "example": "about:blank"})
+    title = ma.fields.String(metadata={"description": "The HTTP status phrase.", "example": "Not Found"})
+    status = ma.fields.Integer(metadata={"description": "The HTTP status code.", "example": 404})
+    detail = ma.fields.String(metadata={"description": "What went wrong, for a human.", "example": "No job with this id belongs to you."})
+    instance = ma.fields.String(metadata={"description": "The request path that failed."})
+    code = ma.fields.String(metadata={"description": "A stable machine-readable problem code.", "example": "job_not_found"})
+    errors = ma.fields.Dict(
+        metadata={"description": "Validation messages by location and field (422 and some 400s)."}
+    )
+
+
+def problem(
+    status: int,
+    detail: str | None = None,
+    *,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> Response:
+    """Build a problem+json response."""
+    phrase = HTTPStatus(status).phrase
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": phrase,
+        "status": status,
+        "detail": detail or phrase,
+        "instance": request.path if request else None,
+        "code": code or _HTTP_CODES.get(status, "error"),
+    }
+    body.update({k: v for k, v in extensions.items() if v is not None})
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _detail_of(error: HTTPException) -> str:
+    data = getattr(error, "data", None) or {}
+    if "message" in data:
+        return str(data["message"])
+    return error.description or HTTPStatus(error.code or 500).phrase
+
+
+def http_exception_problem(error: HTTPException) -> Response:
+    """werkzeug and flask-smorest errors (including webargs validation) as problem+json."""
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    messages = data.get("errors") or data.get("messages")
+    headers = dict(data.get("headers") or {})
+    if error.response is not None:  # e.g. 405 carries an Allow header
+        headers.update({k: v for k, v in error.get_headers() if k.lower() != "content-type"})
+    detail = _detail_of(error)
+    if status == 422 and messages:
+        detail = "The request does not match the schema: " + _summarise(messages)
+    elif status == 400 and messages and "json" in messages:
+        detail = "The request body is not valid JSON."
+        messages = None
+    return problem(status, detail, code=data.get("code"), headers=headers, errors=messages)
+
+
+def _summarise(messages: dict[str, Any], prefix: str = "") -> str:
+    """Name every failing field, e.g. 'json.input.prompt: Missing data for required field.'"""
+    parts: list[str] = []
+    for key, value in messages.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            parts.append(_summarise(value, path + "."))
+        else:
+            texts = value if isinstance(value, list) else [value]
+            parts.append(f"{path}: {' '.join(str(t) for t in texts)}")
+    return "; ".join(parts)
+
+
+def register_problem_handlers(app: Flask) -> None:
+    @app.errorhandler(errors.JobServiceError)
+    def _domain_error(error: errors.JobServiceError):
+        status, code = DOMAIN_STATUS.get(type(error), (400, "bad_request"))
+        extra = dict(error.extra)
+        detail = error.detail
+        if "errors" in extra and status == 422:
+            detail = f"{detail} {_summarise(extra['errors'])}"
+        return problem(status, detail, code=code, **extra)
+
+    @app.errorhandler(OperationalError)
+    def _database_unavailable(error: OperationalError):
+        log.error("database unavailable: %s", error.orig.__class__.__name__ if error.orig else error)
+        _rollback_quietly()
+        return problem(
+            503,
+            "The job database is unavailable; retry shortly.",
+            code="database_unavailable",
+            headers={"Retry-After": "5"},
+        )
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        if isinstance(error, HTTPException):
+            return http_exception_problem(error)
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if isinstance(error, SQLAlchemyError):
+            _rollback_quietly()
+        return problem(500, "An unexpected error occurred; it has been logged.")
+
+
+def _rollback_quietly() -> None:
+    from ..extensions import db
+
+    try:
+        db.session.rollback()
+    except SQLAlchemyError:
+        log.warning("rollback failed while the database is unavailable")

@@ -1,0 +1,101 @@
+"""The one configuration object, read from the environment and nowhere else."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Mapping
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _list(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
+    raw = env.get(name, default)
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of the service. ``from_env`` documents the variable behind each field."""
+
+    database_url: str = f"sqlite:///{PROJECT_ROOT / 'instance' / 'jobs.sqlite3'}"
+    # None selects the embedded broker: Dramatiq's in-memory broker with an in-process worker.
+    redis_url: str | None = None
+    enabled_agents: tuple[str, ...] = ("canvas", "echo")
+    max_body_bytes: int = 64 * 1024
+    # A key accepted without a database row, for `make run` only; never set it in production.
+    dev_api_key: str | None = None
+    dev_owner: str = "dev"
+    canvas_stage_delay_ms: int = 0
+    # Attempts per job, counting the first; transient agent errors are retried until this is reached.
+    max_attempts: int = 3
+    retry_backoff_base_ms: int = 1000
+    retry_backoff_max_ms: int = 60_000
+    # Dramatiq-level retries for infrastructure failures (the database unreachable mid-job).
+    broker_max_retries: int = 5
+    embedded_worker_threads: int = 2
+
+    @property
+    def embedded(self) -> bool:
+        """True when no Redis is configured: the broker and worker live inside the web process."""
+        return self.redis_url is None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
+        """Read the configuration; the README lists every variable."""
+        env = os.environ if env is None else env
+        defaults = cls()
+        return cls(
+            database_url=env.get("DATABASE_URL") or defaults.database_url,
+            redis_url=env.get("REDIS_URL") or None,
+            enabled_agents=_list(env, "ENABLED_AGENTS", ",".join(defaults.enabled_agents)),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1024),
+            dev_api_key=env.get("DEV_API_KEY") or None,
+            dev_owner=env.get("DEV_OWNER") or defaults.dev_owner,
+            canvas_stage_delay_ms=_int(env, "CANVAS_STAGE_DELAY_MS", defaults.canvas_stage_delay_ms),
+            max_attempts=_int(env, "JOB_MAX_ATTEMPTS", defaults.max_attempts, minimum=1),
+            retry_backoff_base_ms=_int(env, "JOB_RETRY_BACKOFF_BASE_MS", defaults.retry_backoff_base_ms),
+            retry_backoff_max_ms=_int(env, "JOB_RETRY_BACKOFF_MAX_MS", defaults.retry_backoff_max_ms),
+            broker_max_retries=_int(env, "BROKER_MAX_RETRIES", defaults.broker_max_retries),
+            embedded_worker_threads=_int(
+                env, "EMBEDDED_WORKER_THREADS", defaults.embedded_worker_threads, minimum=1
+            ),
+        )
+
+    def with_overrides(self, **changes) -> "Config":
+        """A copy with some fields changed (tests and the CLI use this)."""
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ConfigError(f"unknown config fields: {sorted(unknown)}")
+        return replace(self, **changes)

@@ -1,0 +1,1 @@
+"""The job service: the one place that owns the rules of a job's life."""

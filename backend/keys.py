@@ -1,0 +1,82 @@
+"""API keys: random, stored only as a SHA-256 of the secret, owned, expirable, revocable."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from .extensions import db
+from .models import ApiKey, utcnow
+
+KEY_PREFIX = "jobs"
+# 32 random bytes: a hash without a salt or a slow KDF is enough for secrets this long.
+SECRET_BYTES = 32
+MAX_KEY_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    id: str
+    owner: str
+    key: str  # shown once, never stored
+    expires_at: datetime | None
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_key(owner: str, *, expires_in: timedelta | None = None) -> IssuedKey:
+    key_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(SECRET_BYTES)
+    now = utcnow()
+    expires_at = now + expires_in if expires_in else None
+    db.session.add(
+        ApiKey(id=key_id, owner=owner, secret_hash=_hash(secret), created_at=now, expires_at=expires_at)
+    )
+    db.session.commit()
+    return IssuedKey(id=key_id, owner=owner, key=f"{KEY_PREFIX}_{key_id}_{secret}", expires_at=expires_at)
+
+
+def list_keys(owner: str | None = None) -> list[ApiKey]:
+    query = select(ApiKey).order_by(ApiKey.created_at)
+    if owner is not None:
+        query = query.where(ApiKey.owner == owner)
+    return list(db.session.scalars(query))
+
+
+def revoke_key(key_id: str) -> bool:
+    key = db.session.get(ApiKey, key_id)
+    if key is None:
+        return False
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        db.session.commit()
+    return True
+
+
+def owner_for(presented: str, *, dev_key: str | None = None, dev_owner: str = "dev") -> str | None:
+    """The owner of a valid, unexpired, unrevoked key, or None. Secrets compare in constant time."""
+    if len(presented) > MAX_KEY_LENGTH:
+        return None
+    if dev_key is not None and hmac.compare_digest(presented.encode(), dev_key.encode()):
+        return dev_owner
+    prefix, _, rest = presented.partition("_")
+    key_id, _, secret = rest.partition("_")
+    if prefix != KEY_PREFIX or not key_id or not secret:
+        return None
+    row = db.session.get(ApiKey, key_id)
+    if row is None:
+        # Hash anyway so an unknown id costs the same time as a wrong secret.
+        hmac.compare_digest(_hash(secret), "0" * 64)
+        return None
+    if not hmac.compare_digest(_hash(secret), row.secret_hash):
+        return None
+    now = utcnow()
+    if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+        return None
+    return row.owner

@@ -1,0 +1,138 @@
+"""What a worker does with one job message: claim, run the agent, record the outcome."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from dramatiq.middleware.time_limit import TimeLimitExceeded
+from flask import current_app
+from sqlalchemy.exc import SQLAlchemyError
+
+from .agents.base import AgentError, TransientAgentError
+from .jobs.errors import JobCancelled
+from .jobs.service import AttemptSuperseded, Claim, JobService
+
+log = logging.getLogger(__name__)
+
+MAX_RESULT_BYTES = 1024 * 1024
+
+
+class JobReporter:
+    """The reporter an agent gets: throttled progress writes and cheap cancellation checkpoints.
+
+    Each write is a short transaction of its own. Writes closer together than ``min_interval_s``
+    within one stage are held back (the latest is kept and flushed at the next allowed moment), so a
+    chatty agent costs the database a few writes per second at most.
+    """
+
+    def __init__(self, service: JobService, claim: Claim, *, min_interval_s: float = 0.25, clock=time.monotonic):
+        self._service = service
+        self._claim = claim
+        self._min_interval_s = min_interval_s
+        self._clock = clock
+        self._last_write_s = float("-inf")
+        self._last_stage: str | None = None
+        self._pending: tuple[float, str, str] | None = None
+        self._cancel_requested = False
+
+    def progress(self, percent: float, stage: str, message: str = "") -> None:
+        self._pending = (percent, stage, message)
+        if stage != self._last_stage or percent >= 100 or self._due():
+            self._flush()
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        if not self._cancel_requested and self._due():
+            if self._pending is not None:
+                self._flush()
+            else:
+                self._cancel_requested = self._service.cancel_requested(self._claim)
+                self._last_write_s = self._clock()
+        if self._cancel_requested:
+            raise JobCancelled()
+
+    def _due(self) -> bool:
+        return self._clock() - self._last_write_s >= self._min_interval_s
+
+    def _flush(self) -> None:
+        percent, stage, message = self._pending
+        self._pending = None
+        self._cancel_requested = self._service.record_progress(self._claim, percent, stage, message)
+        self._last_write_s = self._clock()
+        self._last_stage = stage
+
+
+def _service() -> JobService:
+    return current_app.extensions["job_service"]
+
+
+def run_job(job_id: str) -> None:
+    """Dramatiq actor body. Running it twice for one job is harmless: only one claim succeeds."""
+    service = _service()
+    claim = service.claim(job_id)
+    if claim is None:
+        log.info("job %s is not queued (already claimed, finished or cancelled); skipping", job_id)
+        return
+    agent = service.agents.get(claim.agent)
+    if agent is None:
+        service.fail(claim, "agent_unavailable", f"The agent {claim.agent!r} is not enabled on this worker.")
+        return
+    reporter = JobReporter(service, claim)
+    try:
+        result = agent.run(dict(claim.input), reporter)
+        _check_result(result)
+    except JobCancelled:
+        service.mark_cancelled(claim)
+    except AttemptSuperseded:
+        log.info("job %s attempt %s was superseded; dropping its outcome", job_id, claim.attempt)
+    except TimeLimitExceeded:
+        service.fail(
+            claim,
+            "timeout",
+            f"The {claim.agent} agent did not finish within its time limit of {agent.time_limit_s:g} s.",
+        )
+    except TransientAgentError as exc:
+        service.retry_or_fail(claim, exc.code, exc.message)
+    except AgentError as exc:
+        service.fail(claim, exc.code, exc.message, retryable=exc.retryable)
+    except SQLAlchemyError:
+        # The database went away mid-job: nothing can be recorded now, so let Dramatiq retry the
+        # message; the sweep requeues the job once its heartbeat goes stale.
+        raise
+    except Exception as exc:
+        log.exception("job %s: the %s agent raised unexpectedly", job_id, claim.agent)
+        service.fail(
+            claim, "agent_crashed", f"The {claim.agent} agent stopped with an unexpected {type(exc).__name__}."
+        )
+    else:
+        if not service.succeed(claim, result):
+            log.info("job %s finished after it was superseded; result dropped", job_id)
+
+
+def _check_result(result: Any) -> None:
+    if not isinstance(result, dict):
+        raise AgentError("The agent returned something other than a JSON object.", code="invalid_result")
+    try:
+        size_bytes = len(json.dumps(result))
+    except (TypeError, ValueError):
+        raise AgentError("The agent returned a result that is not JSON.", code="invalid_result") from None
+    if size_bytes > MAX_RESULT_BYTES:
+        raise AgentError(
+            f"The agent returned {size_bytes} bytes; results are limited to {MAX_RESULT_BYTES}.",
+            code="invalid_result",
+        )
+
+
+def give_up_on_job(message: dict[str, Any], retry_info: dict[str, Any]) -> None:
+    """Dramatiq's on_retry_exhausted target: the job's message is dead, so end the job visibly."""
+    job_id = (message.get("args") or [None])[0]
+    if not isinstance(job_id, str):
+        return
+    _service().fail_unfinished(
+        job_id,
+        "infrastructure_error",
+        f"The job could not be run after {retry_info.get('retries', 0) + 1} deliveries "
+        "because the service's database was unavailable.",
+    )

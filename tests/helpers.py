@@ -1,0 +1,25 @@
+"""Small helpers shared by tests: poll a job over HTTP the way a page would."""
+from __future__ import annotations
+
+import time
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+def wait_for_status(client, job_id: str, headers: dict, statuses=TERMINAL, timeout_s: float = 20.0) -> dict:
+    """Poll the status endpoint until the job reaches one of ``statuses``; fail on timeout."""
+    deadline = time.monotonic() + timeout_s
+    body = None
+    while time.monotonic() < deadline:
+        response = client.get(f"/api/ai/jobs/{job_id}/status", headers=headers)
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        if body["status"] in statuses:
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not reach {sorted(statuses)} in {timeout_s} s; last: {body}")
+
+
+def submit(client, headers: dict, agent: str = "echo", job_input: dict | None = None, **extra):
+    body = {"agent": agent, "input": job_input if job_input is not None else {}, **extra}
+    return client.post("/api/ai/jobs", json=body, headers=headers)

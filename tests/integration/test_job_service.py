@@ -1,0 +1,148 @@
+"""The job service's rules on real PostgreSQL: compare-and-set transitions and attempt fencing."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from backend.jobs.errors import JobAlreadyFinished, JobNotFound
+from backend.jobs.service import AttemptSuperseded, JobService
+from backend.models import Job, JobEvent
+from backend.extensions import db
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def service(app) -> JobService:
+    with app.app_context():
+        yield app.extensions["job_service"]
+
+
+def _job(service, **input_):
+    job, created = service.submit("alice", "echo", input_, None)
+    assert created
+    return job.id
+
+
+def _status(job_id: str) -> str:
+    db.session.expire_all()
+    return db.session.get(Job, job_id).status
+
+
+def test_a_job_can_be_claimed_only_once(service):
+    job_id = _job(service)
+
+    first = service.claim(job_id)
+    second = service.claim(job_id)
+
+    assert first is not None and first.attempt == 1
+    assert second is None
+    assert _status(job_id) == "running"
+
+
+def test_concurrent_claims_from_duplicate_deliveries_let_exactly_one_attempt_run(app, service):
+    job_id = _job(service)
+    claims = []
+
+    def claim():
+        with app.app_context():
+            claims.append(app.extensions["job_service"].claim(job_id))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len([c for c in claims if c is not None]) == 1
+
+
+def test_a_stale_worker_cannot_move_a_finished_job_back(service):
+    job_id = _job(service)
+    claim = service.claim(job_id)
+    assert service.succeed(claim, {"ok": True})
+
+    assert service.fail(claim, "late", "a stale worker") is False
+    assert service.mark_cancelled(claim) is False
+    with pytest.raises(AttemptSuperseded):
+        service.record_progress(claim, 50, "late", "")
+    assert _status(job_id) == "succeeded"
+
+
+def test_a_superseded_attempt_cannot_write_over_the_next_one(service):
+    job_id = _job(service)
+    old = service.claim(job_id)
+    assert service.retry_or_fail(old, "transient_error", "blip")
+    new = service.claim(job_id)
+
+    assert new.attempt == 2
+    with pytest.raises(AttemptSuperseded):
+        service.record_progress(old, 90, "late", "")
+    assert service.succeed(old, {"from": "old"}) is False
+    assert service.succeed(new, {"from": "new"}) is True
+    db.session.expire_all()
+    assert db.session.get(Job, job_id).result == {"from": "new"}
+
+
+def test_every_change_bumps_the_version_and_appends_one_event(service):
+    job_id = _job(service)
+    claim = service.claim(job_id)
+    service.record_progress(claim, 40, "plan", "halfway")
+    service.succeed(claim, {})
+
+    db.session.expire_all()
+    job = db.session.get(Job, job_id)
+    seqs = [e.seq for e in db.session.query(JobEvent).filter_by(job_id=job_id).order_by(JobEvent.seq)]
+    assert job.version == 4
+    assert seqs == [1, 2, 3, 4]
+
+
+def test_a_cancel_request_is_seen_by_the_running_attempt(service):
+    job_id = _job(service)
+    claim = service.claim(job_id)
+
+    assert service.record_progress(claim, 10, "work", "") is False
+    service.cancel("alice", job_id)
+
+    assert service.cancel_requested(claim) is True
+    assert service.mark_cancelled(claim) is True
+    with pytest.raises(JobAlreadyFinished):
+        service.cancel("alice", job_id)
+
+
+def test_a_cancelled_queued_job_is_never_claimed(service):
+    job_id = _job(service)
+    service.cancel("alice", job_id)
+
+    assert service.claim(job_id) is None
+    assert _status(job_id) == "cancelled"
+
+
+def test_another_owner_cannot_cancel_or_read_a_job(service):
+    job_id = _job(service)
+
+    with pytest.raises(JobNotFound):
+        service.cancel("mallory", job_id)
+    with pytest.raises(JobNotFound):
+        service.events("mallory", job_id)
+    assert _status(job_id) == "queued"
+
+
+def test_a_job_whose_message_was_given_up_on_ends_failed_with_a_clear_code(service):
+    job_id = _job(service)
+    service.claim(job_id)
+
+    assert service.fail_unfinished(job_id, "infrastructure_error", "gone")
+    db.session.expire_all()
+    job = db.session.get(Job, job_id)
+    assert (job.status, job.error_code, job.finished_at is not None) == ("failed", "infrastructure_error", True)
+
+
+def test_retry_delays_grow_exponentially_within_the_cap(service):
+    delays = [service.retry_delay_ms(attempt) for attempt in (1, 2, 3, 4, 5, 6)]
+    base, cap = service.config.retry_backoff_base_ms, service.config.retry_backoff_max_ms
+
+    for attempt, delay in enumerate(delays, start=1):
+        ceiling = min(cap, base * 2 ** (attempt - 1))
+        assert ceiling // 2 <= delay <= ceiling
