@@ -18,7 +18,9 @@ def create_app(config: Config | None = None) -> Flask:
     from .agents import build_agents
     from .api import register_api
     from .extensions import db, migrate
+    from .jobs.estimates import DurationEstimator
     from .jobs.service import JobService
+    from .notify import build_notifier
     from .queue import build_queue
 
     config = config or Config.from_env()
@@ -36,7 +38,13 @@ def create_app(config: Config | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     queue = build_queue(app, config)
     app.extensions["job_queue"] = queue
-    app.extensions["job_service"] = JobService(agents=build_agents(config), queue=queue, config=config)
+    app.extensions["job_service"] = JobService(
+        agents=build_agents(config),
+        queue=queue,
+        config=config,
+        notifier=build_notifier(config),
+        estimator=DurationEstimator(),
+    )
 
     register_api(app)
     web.register(app)

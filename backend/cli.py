@@ -8,6 +8,7 @@ from datetime import timedelta
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from werkzeug.serving import run_simple
 
 from . import keys as api_keys
 
@@ -83,7 +84,8 @@ def serve(host: str, port: int) -> None:
     click.echo(f"Open http://{host}:{port}/ (API docs: http://{host}:{port}/api/docs)")
     click.echo(f"Development API key (owner {config.dev_owner!r}): {config.dev_api_key}")
     try:
-        app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+        # run_simple, not app.run: Flask refuses app.run inside a CLI command.
+        run_simple(host, port, app, threaded=True, use_reloader=False)
     finally:
         worker.stop()
 

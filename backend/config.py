@@ -64,6 +64,8 @@ class Config:
     # Dramatiq-level retries for infrastructure failures (the database unreachable mid-job).
     broker_max_retries: int = 5
     embedded_worker_threads: int = 2
+    # Origins whose pages may call the API from a browser; none unless configured.
+    cors_allowed_origins: tuple[str, ...] = ()
 
     @property
     def embedded(self) -> bool:
@@ -90,6 +92,7 @@ class Config:
             embedded_worker_threads=_int(
                 env, "EMBEDDED_WORKER_THREADS", defaults.embedded_worker_threads, minimum=1
             ),
+            cors_allowed_origins=_list(env, "CORS_ALLOWED_ORIGINS", ""),
         )
 
     def with_overrides(self, **changes) -> "Config":

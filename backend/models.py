@@ -76,6 +76,9 @@ class Job(db.Model):
     # When a retried job's next attempt is due (it waits in `queued` until then).
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    # Not stored: filled in by the status views for queued jobs (how many queued jobs are ahead).
+    queue_position = None
+
     @property
     def progress(self) -> dict[str, Any]:
         return {"percent": self.progress_percent, "stage": self.progress_stage, "message": self.progress_message}

@@ -159,7 +159,13 @@ _SIZE_FACTORS = {"tiny": 0.4, "small": 0.6, "medium": 1.0, "large": 1.6, "huge":
 _NUMBER_WORDS = {
     "one": 1, "single": 1, "two": 2, "couple": 2, "pair": 2, "three": 3, "four": 4, "five": 5,
     "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
-    "dozen": 12,
+    "dozen": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17,
+    "eighteen": 18, "nineteen": 19, "hundred": 100,
+}
+# Tens take a following unit word: "twenty five" and "twenty-five" are both 25.
+_TENS_WORDS = {
+    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+    "eighty": 80, "ninety": 90,
 }
 _ARTICLES = frozenset({"a", "an", "the"})
 _OUTLINE_WORDS = frozenset({"outlined", "outline", "hollow", "empty", "unfilled"})
@@ -529,6 +535,7 @@ def _is_modifier(token: _Token) -> bool:
             _is_ascii_int(token.text)
             or token.key in _ARTICLES
             or token.key in _NUMBER_WORDS
+            or token.key in _TENS_WORDS
             or token.key in COLOURS
             or token.key in _SIZE_WORDS
             or token.key in _OUTLINE_WORDS
@@ -548,13 +555,27 @@ def _count_of(token: _Token) -> int | None:
         return None
     if _is_ascii_int(token.text):
         return int(token.text)
-    return _NUMBER_WORDS.get(token.key)
+    return _NUMBER_WORDS.get(token.key, _TENS_WORDS.get(token.key))
+
+
+def _first_count(words: tuple[_Token, ...]) -> int | None:
+    for index, token in enumerate(words):
+        value = _count_of(token)
+        if value is None:
+            continue
+        if token.key in _TENS_WORDS:
+            following = [word for word in words[index + 1 : index + 3] if word.key != "-"]
+            unit = _count_of(following[0]) if following else None
+            if unit is not None and unit < 10:
+                return value + unit
+        return value
+    return None
 
 
 def _group_from_clause(clause: _Clause) -> GroupSpec | None:
     words = clause.words
     nouns = [token for token in words if token.key in _NOUNS]
-    number = next((n for n in map(_count_of, words) if n is not None), None)
+    number = _first_count(words)
     dims_token = next((token for token in words if token.kind == "dims"), None)
     colour = next((token.key for token in words if token.key in COLOURS), None)
     size = next((_SIZE_WORDS[token.key] for token in words if token.key in _SIZE_WORDS), None)
@@ -671,8 +692,8 @@ def _text_width_u(characters: int, font_u: float) -> float:
     return max(characters, 1) * CHAR_WIDTH_EM * font_u
 
 
-def _label_box_width_u(label: str) -> float:
-    return _text_width_u(len(label), LABEL_FONT_U) + 2 * LABEL_PADDING_U
+def _label_box_width_u(characters: int) -> float:
+    return _text_width_u(characters, LABEL_FONT_U) + 2 * LABEL_PADDING_U
 
 
 def _item_size_u(group: GroupSpec) -> tuple[float, float]:
@@ -684,7 +705,7 @@ def _item_size_u(group: GroupSpec) -> tuple[float, float]:
     base = _SHAPE_WORDS[group.noun]
     width_u, height_u = base.width_u * factor, base.height_u * factor
     if group.shape == "rect" and longest:
-        needed_u = _label_box_width_u("x" * longest)
+        needed_u = _label_box_width_u(longest)
         if base.width_u == base.height_u:
             # A square stays square while it grows to fit its label.
             return max(width_u, needed_u), max(height_u, needed_u)
@@ -769,14 +790,14 @@ def _plan_flowchart(flow: FlowchartSpec, width_px: int, height_px: int) -> Plan:
     def readable(plan: Plan) -> bool:
         return FLOW_BOX_HEIGHT_U * _px_per_unit(plan, width_px, height_px) >= MIN_VISIBLE_PX
 
-    # Follow the canvas's shape, unless only the other direction leaves the boxes big enough to see.
+    # Follow the canvas's shape unless only the other direction keeps the boxes big enough to see.
     if not readable(preferred) and readable(other):
         return other
     return preferred
 
 
 def _flowchart_towards(flow: FlowchartSpec, direction: str) -> Plan:
-    box_width_u = max(FLOW_BOX_MIN_WIDTH_U, max(_label_box_width_u(step) for step in flow.steps))
+    box_width_u = max(FLOW_BOX_MIN_WIDTH_U, _label_box_width_u(max(map(len, flow.steps))))
     colour_hex = COLOURS.get(flow.colour)
     fill, stroke = FLOW_BOX_FILL, FLOW_BOX_STROKE
     if colour_hex is not None:
@@ -871,7 +892,7 @@ def validate_objects(objects: list[dict[str, Any]], width_px: int, height_px: in
     smallest_px = min(_visible_size_px(obj) for obj in objects)
     if smallest_px < MIN_VISIBLE_PX:
         raise PermanentAgentError(
-            f"{len(objects)} objects would be as small as {smallest_px:.1f} px on a "
+            f"{_counted(len(objects), 'object')} would be as small as {smallest_px:.1f} px on a "
             f"{width_px}x{height_px} canvas (minimum {MIN_VISIBLE_PX:.0f} px); "
             "ask for fewer objects, shorter text or a larger canvas",
             code="does_not_fit",
@@ -1024,19 +1045,19 @@ def build_canvas_agent(*, stage_delay_s: float = 0.0) -> Agent:
         plan = _run_stage(
             reporter, "plan", (30, 50), "Planning the drawing", stage_delay_s,
             lambda: plan_drawing(spec, width_px, height_px),
-            lambda result: f"Planned {len(result.objects)} objects",
+            lambda result: f"Planned {_counted(len(result.objects), 'object')}",
         )
         reporter.checkpoint()
         objects = _run_stage(
             reporter, "layout", (55, 75), f"Fitting the drawing to {width_px}x{height_px} px",
             stage_delay_s, lambda: layout_plan(plan, width_px, height_px),
-            lambda result: f"Placed {len(result)} objects",
+            lambda result: f"Placed {_counted(len(result), 'object')}",
         )
         reporter.checkpoint()
         _run_stage(
             reporter, "validate", (80, 95), "Checking sizes, bounds and overlaps", stage_delay_s,
             lambda: validate_objects(objects, width_px, height_px),
-            lambda _: f"All {len(objects)} objects are visible, inside the canvas and apart",
+            lambda _: f"Checked {_counted(len(objects), 'object')}: visible, inside, apart",
         )
         return {"objects": objects, "summary": summarize(spec)}
 

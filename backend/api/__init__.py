@@ -7,6 +7,7 @@ from flask import Flask
 from flask_smorest import Api as SmorestApi
 from flask_smorest.utils import prepare_response
 
+from ..jobs.hints import LoadGauge
 from .problems import PROBLEM_JSON, ProblemSchema, http_exception_problem, register_problem_handlers
 
 
@@ -58,9 +59,32 @@ def register_api(app: Flask) -> Api:
             },
         },
     )
+    gauge = LoadGauge()
+    app.extensions["load_gauge"] = gauge
+    app.before_request(gauge.enter)
+    app.teardown_request(gauge.leave)
+    _enable_cors(app)
     api = Api(app)
     register_problem_handlers(app)
     api.register_blueprint(jobs.blp)
     api.register_blueprint(agents.blp)
     api.register_blueprint(health.blp)
     return api
+
+
+def _enable_cors(app: Flask) -> None:
+    """Let pages on the configured origins (none by default) call the API from the browser."""
+    origins = list(app.extensions["config"].cors_allowed_origins)
+    if not origins:
+        return
+    from flask_cors import CORS
+
+    CORS(
+        app,
+        resources={r"/api/*": {"origins": origins}},
+        allow_headers=["Authorization", "Content-Type", "If-None-Match"],
+        expose_headers=["ETag", "Retry-After", "Location", "Link", "RateLimit", "RateLimit-Policy"],
+        methods=["GET", "POST", "OPTIONS"],
+        max_age=600,
+        supports_credentials=False,
+    )

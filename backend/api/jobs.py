@@ -1,21 +1,28 @@
 """Job endpoints: submit, list, details, status, cancel, history."""
 from __future__ import annotations
 
+from contextlib import nullcontext
 from urllib.parse import urlencode
 
-from flask import current_app, request
+from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from ..extensions import db
 from ..ids import is_job_id
 from ..jobs.errors import MalformedJobId
-from ..jobs.hints import poll_after_ms, retry_after_s
+from ..jobs.hints import retry_after_s
 from ..jobs.service import JobService
-from ..models import Job, utcnow
+from ..jobs.status import JobStatus
+from ..models import Job
 from .auth import current_owner, require_api_key
 from .links import job_url
 from .problems import problem
 from .schemas import (
+    STATUS_HEADERS,
+    BatchStatusRequestSchema,
+    BatchStatusSchema,
+    ConditionalHeadersSchema,
     EventListSchema,
     EventsArgsSchema,
     JobListArgsSchema,
@@ -23,6 +30,8 @@ from .schemas import (
     JobSchema,
     JobStatusSchema,
     SubmitJobSchema,
+    WaitArgsSchema,
+    poll_hint_ms,
 )
 
 blp = Blueprint(
@@ -117,7 +126,7 @@ class Jobs(MethodView):
             current_owner(), body["agent"], body["input"], body.get("request_id")
         )
         headers = {"Location": job_url(job.id)}
-        hint = retry_after_s(poll_after_ms(job, utcnow()))
+        hint = retry_after_s(poll_hint_ms(job))
         if hint is not None:
             headers["Retry-After"] = hint
         return job, 202 if created else 200, headers
@@ -134,16 +143,109 @@ class JobDetails(MethodView):
 
 @blp.route("/<job_id>/status")
 class JobStatusView(MethodView):
-    @blp.response(200, JobStatusSchema)
-    @_documents(400, 401, 404, 503)
-    def get(self, job_id):
-        """Get a job's compact status (the endpoint to poll)"""
-        job = _owned_job(job_id)
-        headers = {"Cache-Control": "no-cache"}
-        hint = retry_after_s(poll_after_ms(job, utcnow()))
-        if hint is not None:
-            headers["Retry-After"] = hint
+    @blp.arguments(WaitArgsSchema, location="query", as_kwargs=True)
+    @blp.arguments(ConditionalHeadersSchema, location="headers", as_kwargs=True)
+    @blp.response(200, JobStatusSchema, headers=STATUS_HEADERS)
+    @blp.alt_response(304, description="Not Modified: the job's ETag still matches If-None-Match.")
+    @_documents(400, 401, 404, 422, 503)
+    def get(self, job_id, wait, if_none_match):
+        """Get a job's compact status (the endpoint to poll; conditional, optionally long-polled)"""
+        _check_job_id(job_id)
+        service, owner = _service(), current_owner()
+        presented = if_none_match
+        waiting = wait > 0 and presented is not None
+        with service.notifier.listen([job_id]) if waiting else nullcontext() as changed:
+            job, tag = _status_and_tag(service, owner, job_id)
+            if waiting and _matches(presented, tag) and not JobStatus(job.status).is_terminal:
+                _wait_without_database(changed, wait)
+                job, tag = _status_and_tag(service, owner, job_id)
+        headers = _status_headers(job, tag)
+        if presented is not None and _matches(presented, tag):
+            return Response(status=304, headers=headers)
         return job, 200, headers
+
+
+@blp.route("/statuses")
+class JobStatuses(MethodView):
+    @blp.arguments(BatchStatusRequestSchema)
+    @blp.arguments(WaitArgsSchema, location="query", as_kwargs=True)
+    @blp.response(200, BatchStatusSchema)
+    @_documents(400, 401, 413, 415, 422, 503)
+    def post(self, body, wait):
+        """Poll many jobs at once: only the ones whose version changed come back in full"""
+        service, owner = _service(), current_owner()
+        ids = list(dict.fromkeys(body["ids"]))  # de-duplicated, order kept
+        versions = body["versions"]
+        with service.notifier.listen(ids) if wait > 0 else nullcontext() as changed:
+            answer = _batch(service, owner, ids, versions)
+            if wait > 0 and not answer["jobs"] and answer["poll_after_ms"] is not None:
+                _wait_without_database(changed, wait)
+                answer = _batch(service, owner, ids, versions)
+        return answer
+
+
+def _status_and_tag(service: JobService, owner: str, job_id: str) -> tuple[Job, str]:
+    job = service.get(owner, job_id)
+    if job.status == JobStatus.QUEUED.value:
+        job.queue_position = service.queue_positions([job_id]).get(job_id)
+    return job, status_etag(job)
+
+
+def status_etag(job: Job) -> str:
+    """A strong tag of the job's state: its version, plus its place in the queue while queued."""
+    if job.queue_position is not None:
+        return f'"v{job.version}.q{job.queue_position}"'
+    return f'"v{job.version}"'
+
+
+def _matches(presented: str, tag: str) -> bool:
+    if presented.strip() == "*":
+        return True
+    return tag in {candidate.strip().removeprefix("W/") for candidate in presented.split(",")}
+
+
+def _status_headers(job: Job, tag: str) -> dict[str, str]:
+    headers = {"ETag": tag, "Cache-Control": "no-cache"}
+    hint = retry_after_s(poll_hint_ms(job))
+    if hint is not None:
+        headers["Retry-After"] = hint
+    return headers
+
+
+def _wait_without_database(changed, wait_s: int) -> None:
+    """Give the database connection back, then sleep until a change is signalled or time is up."""
+    db.session.remove()
+    gauge = current_app.extensions["load_gauge"]
+    gauge.leave()  # a parked long poll costs a thread, not work: it does not count as load
+    try:
+        changed.wait(wait_s)
+    finally:
+        gauge.enter()
+
+
+def _batch(service: JobService, owner: str, ids: list[str], versions: dict[str, int]) -> dict:
+    jobs = service.get_many(owner, ids)
+    positions = service.queue_positions([i for i, j in jobs.items() if j.status == JobStatus.QUEUED.value])
+    changed, unchanged, not_found, hints = [], [], [], []
+    for job_id in ids:
+        job = jobs.get(job_id)
+        if job is None:
+            not_found.append(job_id)
+            continue
+        job.queue_position = positions.get(job_id)
+        hint = poll_hint_ms(job)
+        if hint is not None:
+            hints.append(hint)
+        if versions.get(job_id) == job.version:
+            unchanged.append(job_id)
+        else:
+            changed.append(job)
+    return {
+        "jobs": changed,
+        "unchanged": unchanged,
+        "not_found": not_found,
+        "poll_after_ms": min(hints) if hints else None,
+    }
 
 
 @blp.route("/<job_id>/cancel")

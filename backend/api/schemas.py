@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import marshmallow as ma
+from flask import current_app
 from marshmallow import fields, validate
 
 from ..ids import JOB_ID_PATTERN, REQUEST_ID_PATTERN
@@ -11,6 +12,16 @@ from ..models import Job, utcnow
 from .links import job_links
 
 STATUSES = [s.value for s in JobStatus]
+MAX_WAIT_S = 30
+MAX_BATCH_IDS = 100
+STATUS_HEADERS = {
+    "ETag": {"description": "Strong tag of the job's state.", "schema": {"type": "string"}},
+    "Retry-After": {
+        "description": "Seconds until the next poll is worth it; absent once the job is terminal.",
+        "schema": {"type": "integer"},
+    },
+    "Cache-Control": {"schema": {"type": "string"}, "example": "no-cache"},
+}
 _JOB_ID_EXAMPLE = "job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW"
 
 
@@ -36,6 +47,11 @@ class SubmitJobSchema(ma.Schema):
             "example": "order-1234:render",
         },
     )
+
+
+def poll_hint_ms(job: Job) -> int | None:
+    """The poll hint for ``job`` now, stretched by this process's current load."""
+    return poll_after_ms(job, utcnow(), current_app.extensions["load_gauge"].factor())
 
 
 class ProgressSchema(ma.Schema):
@@ -70,6 +86,10 @@ class JobStatusSchema(ma.Schema):
     updated_at = fields.DateTime()
     estimated_completion_at = fields.DateTime(allow_none=True, metadata={"description": "An estimate."})
     error = fields.Nested(JobErrorSchema, allow_none=True)
+    queue_position = fields.Integer(
+        allow_none=True,
+        metadata={"description": "While queued: how many queued jobs are ahead (an estimate)."},
+    )
     poll_after_ms = fields.Method(
         "get_poll_after_ms",
         allow_none=True,
@@ -77,7 +97,7 @@ class JobStatusSchema(ma.Schema):
     )
 
     def get_poll_after_ms(self, job: Job) -> int | None:
-        return poll_after_ms(job, utcnow())
+        return poll_hint_ms(job)
 
 
 class JobSchema(JobStatusSchema):
@@ -92,6 +112,51 @@ class JobSchema(JobStatusSchema):
     heartbeat_at = fields.DateTime(allow_none=True)
     next_attempt_at = fields.DateTime(allow_none=True)
     links = fields.Function(lambda job: job_links(job.id))
+
+
+class WaitArgsSchema(ma.Schema):
+    wait = fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0, max=MAX_WAIT_S),
+        metadata={
+            "description": "Long-poll: with If-None-Match (or batch versions), hold the request up to "
+            "this many seconds until something changes."
+        },
+    )
+
+
+class ConditionalHeadersSchema(ma.Schema):
+    if_none_match = fields.String(
+        data_key="If-None-Match",
+        load_default=None,
+        validate=validate.Length(max=1024),
+        metadata={"description": "The ETag of the status you hold; unchanged -> 304 with no body."},
+    )
+
+
+class BatchStatusRequestSchema(ma.Schema):
+    ids = fields.List(
+        fields.String(validate=validate.Regexp(JOB_ID_PATTERN, error="Not a job id.")),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_BATCH_IDS),
+        metadata={"example": [_JOB_ID_EXAMPLE]},
+    )
+    versions = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(JOB_ID_PATTERN, error="Not a job id.")),
+        values=fields.Integer(validate=validate.Range(min=0)),
+        load_default=dict,
+        metadata={
+            "description": "The version you last saw of each job; those unchanged are listed, not sent.",
+            "example": {_JOB_ID_EXAMPLE: 3},
+        },
+    )
+
+
+class BatchStatusSchema(ma.Schema):
+    jobs = fields.List(fields.Nested(JobStatusSchema), metadata={"description": "Jobs that changed."})
+    unchanged = fields.List(fields.String())
+    not_found = fields.List(fields.String(), metadata={"description": "Unknown, or not yours."})
+    poll_after_ms = fields.Integer(allow_none=True)
 
 
 class JobListArgsSchema(ma.Schema):

@@ -18,8 +18,9 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping
 
 import marshmallow
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from ..agents.base import Agent
 from ..extensions import db
@@ -59,6 +60,7 @@ class Claim:
     agent: str
     input: dict[str, Any]
     attempt: int
+    started_at: datetime
 
 
 class AttemptSuperseded(Exception):
@@ -88,10 +90,12 @@ def decode_cursor(cursor: str) -> str:
 class JobService:
     """The rules of a job's life. One instance per app, reached through ``current_app``."""
 
-    def __init__(self, *, agents: Mapping[str, Agent], queue, config) -> None:
+    def __init__(self, *, agents: Mapping[str, Agent], queue, config, notifier, estimator) -> None:
         self.agents = agents
         self.queue = queue
         self.config = config
+        self.notifier = notifier
+        self.estimator = estimator
 
     # ---- what callers over HTTP ask for -------------------------------------------------------
 
@@ -192,6 +196,29 @@ class JobService:
         )
         return list(db.session.scalars(query))
 
+    def get_many(self, owner: str, job_ids: list[str]) -> dict[str, Job]:
+        """The owner's jobs among ``job_ids``, in one query; others' and unknown ids are absent."""
+        if not job_ids:
+            return {}
+        rows = db.session.scalars(select(Job).where(Job.id.in_(job_ids), Job.owner == owner))
+        return {job.id: job for job in rows}
+
+    def queue_positions(self, job_ids: list[str]) -> dict[str, int]:
+        """How many queued jobs (of any owner) are ahead of each queued job, in one query."""
+        if not job_ids:
+            return {}
+        ahead = aliased(Job)
+        count_ahead = (
+            select(func.count())
+            .select_from(ahead)
+            .where(ahead.status == JobStatus.QUEUED.value, ahead.id < Job.id)
+            .scalar_subquery()
+        )
+        rows = db.session.execute(
+            select(Job.id, count_ahead).where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED.value)
+        )
+        return {job_id: position for job_id, position in rows}
+
     def cancel(self, owner: str, job_id: str) -> Job:
         """Cancel a queued job at once; ask a running one to stop at its next checkpoint."""
         for _ in range(5):
@@ -209,7 +236,12 @@ class JobService:
                     job_id,
                     to=JobStatus.CANCELLED,
                     when=[JobStatus.QUEUED],
-                    values={"cancel_requested_at": now, "finished_at": now, "next_attempt_at": None},
+                    values={
+                        "cancel_requested_at": now,
+                        "finished_at": now,
+                        "next_attempt_at": None,
+                        "estimated_completion_at": None,
+                    },
                     message="Cancelled before it started",
                     now=now,
                 )
@@ -236,6 +268,10 @@ class JobService:
         Delivery is at-least-once: a duplicate message finds the job already running or finished
         and is skipped here.
         """
+        agent = db.session.scalar(select(Job.agent).where(Job.id == job_id))
+        if agent is None:
+            db.session.rollback()
+            return None
         now = utcnow()
         row = self._write(
             job_id,
@@ -248,6 +284,7 @@ class JobService:
                 "next_attempt_at": None,
                 "progress_stage": "starting",
                 "progress_message": None,
+                "estimated_completion_at": self.estimator.estimate(agent, now, now, 0.0),
             },
             # A cancel that raced the claim wins: the sweep or the cancel itself ends the job.
             only_if=[Job.cancel_requested_at.is_(None)],
@@ -256,16 +293,18 @@ class JobService:
         )
         if row is None:
             return None
-        return Claim(job_id=job_id, agent=row.agent, input=row.input, attempt=row.attempts)
+        return Claim(job_id=job_id, agent=row.agent, input=row.input, attempt=row.attempts, started_at=now)
 
     def record_progress(self, claim: Claim, percent: float, stage: str, message: str) -> bool:
         """Persist progress (and a heartbeat); returns whether a cancel was requested."""
         now = utcnow()
+        percent = max(0.0, min(100.0, float(percent)))
         values = {
-            "progress_percent": max(0.0, min(100.0, float(percent))),
+            "progress_percent": percent,
             "progress_stage": stage[:64],
             "progress_message": message[:500] if message else None,
             "heartbeat_at": now,
+            "estimated_completion_at": self.estimator.estimate(claim.agent, claim.started_at, now, percent),
         }
         row = self._write(
             claim.job_id, to=None, when=[JobStatus.RUNNING], attempt=claim.attempt, values=values, now=now
@@ -294,6 +333,7 @@ class JobService:
             values={
                 "result": result,
                 "finished_at": now,
+                "estimated_completion_at": None,
                 "progress_percent": 100.0,
                 "progress_stage": "done",
                 "progress_message": None,
@@ -315,7 +355,7 @@ class JobService:
             to=JobStatus.CANCELLED,
             when=[JobStatus.RUNNING],
             attempt=claim.attempt,
-            values={"finished_at": now},
+            values={"finished_at": now, "estimated_completion_at": None},
             message="Cancelled at a checkpoint",
             now=now,
         ) is not None
@@ -347,6 +387,7 @@ class JobService:
                 "error_message": message,
                 "error_retryable": True,
                 "progress_stage": "waiting to retry",
+                "estimated_completion_at": None,
             },
             message=f"Attempt {claim.attempt} failed ({code}); retrying in {delay_ms / 1000:.1f} s",
             now=now,
@@ -382,6 +423,7 @@ class JobService:
             attempt=attempt,
             values={
                 "finished_at": now,
+                "estimated_completion_at": None,
                 "error_code": code,
                 "error_message": message[:2000],
                 "error_retryable": retryable,
@@ -442,6 +484,7 @@ class JobService:
             )
         )
         db.session.commit()
+        self.notifier.publish(job_id)
         return row
 
     def _by_request_id(self, owner: str, request_id: str) -> Job | None:

@@ -41,7 +41,7 @@ def test_the_status_body_is_compact_and_carries_a_poll_hint_while_running(client
 
     assert set(running) == {
         "id", "status", "progress", "version", "created_at", "started_at", "finished_at",
-        "updated_at", "estimated_completion_at", "error", "poll_after_ms",
+        "updated_at", "estimated_completion_at", "queue_position", "error", "poll_after_ms",
     }
     assert running["poll_after_ms"] > 0
     response = client.get(f"/api/ai/jobs/{job['id']}/status", headers=auth)

@@ -1,0 +1,63 @@
+"""Completion estimates: from the current attempt's progress and the agent's recent run times.
+
+They are estimates, stored when progress is written (so a status read costs nothing extra) and
+documented as such: a job may finish before or after.
+"""
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Job
+from .status import JobStatus
+
+SAMPLE_SIZE = 20
+CACHE_TTL_S = 30.0
+# Below this much progress the agent's own pace says little; lean on its history instead.
+MIN_PERCENT_FOR_PACE = 5.0
+
+
+class DurationEstimator:
+    """The median run time of an agent's recent successful jobs, cached per process."""
+
+    def __init__(self, *, clock=time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, float | None]] = {}
+
+    def typical_duration_s(self, agent: str) -> float | None:
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(agent)
+        if cached is not None and now - cached[0] < CACHE_TTL_S:
+            return cached[1]
+        rows = db.session.execute(
+            select(Job.started_at, Job.finished_at)
+            .where(Job.status == JobStatus.SUCCEEDED.value, Job.agent == agent)
+            .order_by(Job.updated_at.desc())
+            .limit(SAMPLE_SIZE)
+        ).all()
+        durations = [(f - s).total_seconds() for s, f in rows if s is not None and f is not None]
+        typical = statistics.median(durations) if durations else None
+        with self._lock:
+            self._cache[agent] = (now, typical)
+        return typical
+
+    def estimate(self, agent: str, started_at: datetime, now: datetime, percent: float) -> datetime | None:
+        """When the current attempt should finish: its pace, blended with history by progress."""
+        typical_s = self.typical_duration_s(agent)
+        by_history = started_at + timedelta(seconds=typical_s) if typical_s is not None else None
+        if percent < MIN_PERCENT_FOR_PACE:
+            return max(by_history, now) if by_history is not None else None
+        elapsed_s = (now - started_at).total_seconds()
+        by_pace = now + timedelta(seconds=elapsed_s * (100.0 - percent) / percent)
+        if by_history is None:
+            return by_pace
+        weight = percent / 100.0
+        blended = by_history + (by_pace - by_history) * weight
+        return max(blended, now)
