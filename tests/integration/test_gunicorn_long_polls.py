@@ -1,0 +1,94 @@
+"""The production server configuration lets many long polls coexist with ordinary requests."""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_key
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+PARKED_POLLS = 60
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _call(url, *, method="GET", headers=None, body=None, timeout=40):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+@pytest.fixture
+def gunicorn(app, config):
+    port = _free_port()
+    env = dict(os.environ, DATABASE_URL=config.database_url, REDIS_URL=config.redis_url,
+               PORT=str(port), BIND=f"127.0.0.1:{port}", WEB_WORKERS="2", WEB_THREADS="64")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "python:backend.gunicorn_conf", "wsgi:app"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            if _call(f"{base}/health/live", timeout=1)[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.1)
+    yield base
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_sixty_parked_long_polls_leave_ordinary_requests_fast_and_wake_on_change(app, gunicorn):
+    auth = {"Authorization": f"Bearer {make_key(app, 'alice')}", "Content-Type": "application/json"}
+    status, _, body = _call(f"{gunicorn}/api/ai/jobs", method="POST", headers=auth,
+                            body={"agent": "echo", "input": {}})
+    assert status == 202
+    job_id = json.loads(body)["id"]
+    _, headers, _ = _call(f"{gunicorn}/api/ai/jobs/{job_id}/status", headers=auth)
+    tag = headers["ETag"]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=PARKED_POLLS) as pool:
+        parked = [
+            pool.submit(_call, f"{gunicorn}/api/ai/jobs/{job_id}/status?wait=20",
+                        headers={**auth, "If-None-Match": tag})
+            for _ in range(PARKED_POLLS)
+        ]
+        time.sleep(1.5)  # let them park
+        assert not any(f.done() for f in parked)
+
+        ordinary_ms = []
+        for _ in range(10):
+            started = time.perf_counter()
+            assert _call(f"{gunicorn}/api/ai/jobs?limit=5", headers=auth, timeout=5)[0] == 200
+            ordinary_ms.append((time.perf_counter() - started) * 1000)
+
+        woke_at = time.monotonic()
+        assert _call(f"{gunicorn}/api/ai/jobs/{job_id}/cancel", method="POST", headers=auth)[0] == 202
+        answers = [f.result(timeout=30) for f in parked]
+        wake_s = time.monotonic() - woke_at
+
+    print(f"\n{PARKED_POLLS} parked long polls; ordinary request max {max(ordinary_ms):.0f} ms; "
+          f"all woke within {wake_s:.2f} s of the change")
+    assert [a[0] for a in answers] == [200] * PARKED_POLLS
+    assert all(json.loads(a[2])["status"] == "cancelled" for a in answers)
+    assert wake_s < 10  # woken by the change, not by the 20 s wait
