@@ -187,7 +187,7 @@ class JobStatuses(MethodView):
 def _status_and_tag(service: JobService, owner: str, job_id: str) -> tuple[Job, str]:
     job = service.get(owner, job_id)
     if job.status == JobStatus.QUEUED.value:
-        job.queue_position = service.queue_positions([job_id]).get(job_id)
+        job.queue_position = service.queue_position(job_id)
     return job, status_etag(job)
 
 

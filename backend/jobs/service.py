@@ -203,6 +203,14 @@ class JobService:
         rows = db.session.scalars(select(Job).where(Job.id.in_(job_ids), Job.owner == owner))
         return {job.id: job for job in rows}
 
+    def queue_position(self, job_id: str) -> int:
+        """How many queued jobs (of any owner) are ahead of this queued job: one index range count."""
+        return db.session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.status == JobStatus.QUEUED.value, Job.id < job_id)
+        )
+
     def queue_positions(self, job_ids: list[str]) -> dict[str, int]:
         """How many queued jobs (of any owner) are ahead of each queued job, in one query."""
         if not job_ids:

@@ -194,6 +194,8 @@ export class JobsClient extends EventTarget {
 	/** @type {Map<string, PersistedWatch | null>} */
 	#dirty = new Map();
 	#breakerDirty = false;
+	/** @type {string | null} the breaker snapshot last written, to skip identical writes */
+	#savedBreaker = null;
 	#flushQueued = false;
 
 	/** @param {JobsClientOptions} options */
@@ -1510,9 +1512,20 @@ export class JobsClient extends EventTarget {
 
 		const jobs = Object.fromEntries(this.#dirty);
 		this.#dirty.clear();
-		const breaker = this.#breakerDirty ? this.#breaker.snapshot() : undefined;
-		this.#breakerDirty = false;
-		this.#store.write({jobs, breaker});
+		let breaker;
+		if (this.#breakerDirty) {
+			this.#breakerDirty = false;
+			const snapshot = this.#breaker.snapshot();
+			const serialized = JSON.stringify(snapshot);
+			if (serialized !== this.#savedBreaker) {
+				this.#savedBreaker = serialized;
+				breaker = snapshot;
+			}
+		}
+
+		if (Object.keys(jobs).length > 0 || breaker) {
+			this.#store.write({jobs, breaker});
+		}
 	}
 
 	/**

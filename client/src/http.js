@@ -93,6 +93,9 @@ export class Transport {
 			}, timeoutMs)
 			: undefined;
 		const linked = linkSignals([signal, timeout.signal]);
+		// Cancelled from outside (close, pause): drop the timer now, not when fetch gets round to rejecting.
+		const stopTimer = () => clearTimeout(timer);
+		signal?.addEventListener('abort', stopTimer, {once: true});
 
 		/** @param {unknown} error */
 		const classify = (error) => {
@@ -157,6 +160,7 @@ export class Transport {
 			return {status: response.status, headers: response.headers, body: parsed, etag: response.headers.get('etag'), retryAfterMs};
 		} finally {
 			clearTimeout(timer);
+			signal?.removeEventListener('abort', stopTimer);
 			linked.dispose();
 		}
 	}

@@ -18,7 +18,7 @@ test('a watch persists its schedule, version and ETag', async (t) => {
 	const job = server.addJob({status: 'running'});
 	void client.watch(job.id).catch(() => {});
 	await nextEvent(client, 'update');
-	await eventually(() => saved(storage)?.jobs[job.id]?.etag);
+	await eventually(() => saved(storage)?.jobs[job.id]?.etag && saved(storage).breaker);
 
 	const record = saved(storage).jobs[job.id];
 	assert.equal(record.version, 1);
