@@ -44,6 +44,21 @@ def _list(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def _pairs(env: Mapping[str, str], name: str) -> tuple[tuple[str, float], ...]:
+    """Parse 'echo=5,canvas=30' into (("echo", 5.0), ("canvas", 30.0))."""
+    pairs = []
+    for item in _list(env, name, ""):
+        key, sep, raw = item.partition("=")
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not sep or not key.strip() or value <= 0:
+            raise ConfigError(f"{name} must look like 'echo=5,canvas=30', got {item!r}")
+        pairs.append((key.strip(), value))
+    return tuple(pairs)
+
+
 @dataclass(frozen=True)
 class Config:
     """Every setting of the service. ``from_env`` documents the variable behind each field."""
@@ -64,8 +79,27 @@ class Config:
     # Dramatiq-level retries for infrastructure failures (the database unreachable mid-job).
     broker_max_retries: int = 5
     embedded_worker_threads: int = 2
+    # Worker vitals: a running job's heartbeat is refreshed every interval; past the timeout the
+    # reaper treats its worker as dead. The reaper sweeps every reaper_interval_s, one process at a time.
+    heartbeat_interval_s: float = 2.0
+    heartbeat_timeout_s: float = 10.0
+    reaper_interval_s: float = 1.0
+    # A queued job not claimed this long after its message was sent is sent again (lost message).
+    queued_requeue_after_s: float = 30.0
+    # Per-agent overrides of the time limit of one attempt, e.g. {"echo": 5.0}.
+    agent_time_limits_s: tuple[tuple[str, float], ...] = ()
+    # Rate limits per API key and endpoint, in flask-limiter's notation ("600/minute").
+    rate_limit_poll: str = "1200/minute"
+    rate_limit_submit: str = "60/minute"
+    rate_limit_default: str = "300/minute"
+    # Lets echo jobs SIGKILL their own worker (fault-injection tests only; never in production).
+    echo_allow_crash: bool = False
     # Origins whose pages may call the API from a browser; none unless configured.
     cors_allowed_origins: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_timeout_s <= self.heartbeat_interval_s:
+            raise ConfigError("HEARTBEAT_TIMEOUT_S must be longer than HEARTBEAT_INTERVAL_S")
 
     @property
     def embedded(self) -> bool:
@@ -93,6 +127,17 @@ class Config:
                 env, "EMBEDDED_WORKER_THREADS", defaults.embedded_worker_threads, minimum=1
             ),
             cors_allowed_origins=_list(env, "CORS_ALLOWED_ORIGINS", ""),
+            heartbeat_interval_s=_float(env, "HEARTBEAT_INTERVAL_S", defaults.heartbeat_interval_s, minimum=0.1),
+            heartbeat_timeout_s=_float(env, "HEARTBEAT_TIMEOUT_S", defaults.heartbeat_timeout_s, minimum=0.5),
+            reaper_interval_s=_float(env, "REAPER_INTERVAL_S", defaults.reaper_interval_s, minimum=0.1),
+            queued_requeue_after_s=_float(
+                env, "QUEUED_REQUEUE_AFTER_S", defaults.queued_requeue_after_s, minimum=1.0
+            ),
+            agent_time_limits_s=_pairs(env, "AGENT_TIME_LIMITS_S"),
+            rate_limit_poll=env.get("RATE_LIMIT_POLL") or defaults.rate_limit_poll,
+            rate_limit_submit=env.get("RATE_LIMIT_SUBMIT") or defaults.rate_limit_submit,
+            rate_limit_default=env.get("RATE_LIMIT_DEFAULT") or defaults.rate_limit_default,
+            echo_allow_crash=env.get("ECHO_ALLOW_CRASH", "") in ("1", "true", "yes"),
         )
 
     def with_overrides(self, **changes) -> "Config":

@@ -75,6 +75,9 @@ class Job(db.Model):
     estimated_completion_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When a retried job's next attempt is due (it waits in `queued` until then).
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the job's latest message was due on the broker; None when sending it failed. The sweep
+    # resends a queued job whose message is overdue, closing the gap between the row and the broker.
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     # Not stored: filled in by the status views for queued jobs (how many queued jobs are ahead).
     queue_position = None

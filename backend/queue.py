@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import dramatiq
@@ -14,6 +15,7 @@ from dramatiq.brokers.stub import StubBroker
 from flask import Flask
 
 from .extensions import db
+from .vitals import WorkerVitals
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +52,26 @@ class AppContextMiddleware(dramatiq.Middleware):
 class JobQueue:
     """Sends job messages. Sending never raises: a job left unsent stays queued for the sweep."""
 
-    def __init__(self, broker: dramatiq.Broker, run_job: dramatiq.Actor) -> None:
+    # After a failed send, skip sending for this long: each try would cost a connect timeout, and
+    # the sweep resends every unsent job once the broker answers again.
+    BROKER_DOWN_BACKOFF_S = 5.0
+
+    def __init__(self, broker: dramatiq.Broker, run_job: dramatiq.Actor, vitals) -> None:
         self.broker = broker
         self.run_job = run_job
+        self.vitals = vitals
+        self._skip_until = 0.0
 
     def enqueue(self, job_id: str, *, delay_ms: int = 0, time_limit_s: float | None = None) -> bool:
+        if time.monotonic() < self._skip_until:
+            return False
         options: dict[str, Any] = {}
         if time_limit_s is not None:
             options["time_limit"] = int(time_limit_s * 1000)
         try:
             self.run_job.send_with_options(args=(job_id,), delay=delay_ms or None, **options)
         except Exception:  # the broker is down; the row is durable and the sweep resends it
+            self._skip_until = time.monotonic() + self.BROKER_DOWN_BACKOFF_S
             log.warning("could not enqueue job %s; it stays queued until the broker is back", job_id)
             return False
         return True
@@ -79,6 +90,8 @@ def build_queue(app: Flask, config) -> JobQueue:
         # The embedded worker is in-process: failures are recorded on the job, not re-raised at join.
         broker = StubBroker(fail_fast_default=False)
     broker.add_middleware(AppContextMiddleware(app))
+    vitals = WorkerVitals(app, config)
+    broker.add_middleware(vitals)
 
     run_job = dramatiq.Actor(
         runner.run_job,
@@ -104,4 +117,4 @@ def build_queue(app: Flask, config) -> JobQueue:
         priority=0,
         options={"max_retries": config.broker_max_retries, "time_limit": 60_000},
     )
-    return JobQueue(broker, run_job)
+    return JobQueue(broker, run_job, vitals)

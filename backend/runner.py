@@ -79,6 +79,16 @@ def run_job(job_id: str) -> None:
     if agent is None:
         service.fail(claim, "agent_unavailable", f"The agent {claim.agent!r} is not enabled on this worker.")
         return
+    vitals = current_app.extensions["job_queue"].vitals
+    vitals.track(claim)
+    try:
+        _run_claimed(service, agent, claim)
+    finally:
+        vitals.untrack(claim)
+
+
+def _run_claimed(service: JobService, agent, claim: Claim) -> None:
+    job_id = claim.job_id
     reporter = JobReporter(service, claim)
     try:
         result = agent.run(dict(claim.input), reporter)
@@ -95,6 +105,9 @@ def run_job(job_id: str) -> None:
         )
     except TransientAgentError as exc:
         service.retry_or_fail(claim, exc.code, exc.message)
+    except (TimeoutError, ConnectionError) as exc:
+        # An agent's own network call timed out or dropped: worth another attempt.
+        service.retry_or_fail(claim, "transient_error", f"The {claim.agent} agent hit a {type(exc).__name__}.")
     except AgentError as exc:
         service.fail(claim, exc.code, exc.message, retryable=exc.retryable)
     except SQLAlchemyError:

@@ -1,6 +1,7 @@
 """The agent registry: which agents exist and which the configuration enables."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 from ..config import Config, ConfigError
@@ -10,7 +11,7 @@ from .echo import build_echo_agent
 
 _FACTORIES: dict[str, Callable[[Config], Agent]] = {
     "canvas": lambda config: build_canvas_agent(stage_delay_s=config.canvas_stage_delay_ms / 1000),
-    "echo": lambda config: build_echo_agent(),
+    "echo": lambda config: build_echo_agent(allow_crash=config.echo_allow_crash),
 }
 
 
@@ -21,4 +22,8 @@ def build_agents(config: Config) -> dict[str, Agent]:
         raise ConfigError(
             f"ENABLED_AGENTS names unknown agents {unknown}; known agents: {sorted(_FACTORIES)}"
         )
-    return {name: _FACTORIES[name](config) for name in config.enabled_agents}
+    agents = {name: _FACTORIES[name](config) for name in config.enabled_agents}
+    for name, limit_s in config.agent_time_limits_s:
+        if name in agents:
+            agents[name] = replace(agents[name], time_limit_s=limit_s)
+    return agents

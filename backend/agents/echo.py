@@ -4,6 +4,8 @@ Used by tests, benchmarks and synthetic checks, so every knob is bounded.
 """
 from __future__ import annotations
 
+import os
+import signal
 import time
 from typing import Any
 
@@ -37,7 +39,18 @@ class EchoInput(marshmallow.Schema):
             )
 
 
+class CrashingEchoInput(EchoInput):
+    """EchoInput plus `crash`, offered only where ECHO_ALLOW_CRASH is set (fault-injection tests)."""
+
+    crash = fields.Boolean(
+        load_default=False, metadata={"description": "SIGKILL the worker process running the job."}
+    )
+
+
 def _run(job_input: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
+    if job_input.get("crash"):
+        # A poison job: the worker dies mid-attempt, as on an out-of-memory kill.
+        os.kill(os.getpid(), signal.SIGKILL)
     steps = job_input["steps"]
     for step in range(1, steps + 1):
         time.sleep(job_input["delay_ms"] / 1000)
@@ -49,11 +62,11 @@ def _run(job_input: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
     return {"payload": job_input["payload"], "steps": steps}
 
 
-def build_echo_agent() -> Agent:
+def build_echo_agent(*, allow_crash: bool = False) -> Agent:
     return Agent(
         name="echo",
         description="Returns its payload after `steps` steps of `delay_ms` each; can fail on purpose.",
-        input_schema=EchoInput,
+        input_schema=CrashingEchoInput if allow_crash else EchoInput,
         run=_run,
         time_limit_s=90.0,
     )

@@ -8,6 +8,7 @@ from flask_smorest import Api as SmorestApi
 from flask_smorest.utils import prepare_response
 
 from ..jobs.hints import LoadGauge
+from .limits import init_limits
 from .problems import PROBLEM_JSON, ProblemSchema, http_exception_problem, register_problem_handlers
 
 
@@ -64,6 +65,7 @@ def register_api(app: Flask) -> Api:
     app.before_request(gauge.enter)
     app.teardown_request(gauge.leave)
     _enable_cors(app)
+    init_limits(app)
     api = Api(app)
     register_problem_handlers(app)
     api.register_blueprint(jobs.blp)

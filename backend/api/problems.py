@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from ..jobs import errors
+from .limits import RateLimitExceeded, rate_limited_detail
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,9 @@ def http_exception_problem(error: HTTPException) -> Response:
     if error.response is not None:  # e.g. 405 carries an Allow header
         headers.update({k: v for k, v in error.get_headers() if k.lower() != "content-type"})
     detail = _detail_of(error)
-    if status == 422 and messages:
+    if isinstance(error, RateLimitExceeded):
+        detail = rate_limited_detail(error)
+    elif status == 422 and messages:
         detail = "The request does not match the schema: " + _summarise(messages)
     elif status == 400 and messages and "json" in messages:
         detail = "The request body is not valid JSON."

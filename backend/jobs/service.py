@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping
 
 import marshmallow
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -138,6 +138,7 @@ class JobService:
             version=1,
             created_at=now,
             updated_at=now,
+            enqueued_at=now,
         )
         db.session.add(job)
         db.session.add(_event_for(job, at=now, message="Job accepted"))
@@ -150,7 +151,7 @@ class JobService:
             if existing is None:
                 raise
             return self._replay(existing, request_hash), False
-        self.queue.enqueue(job.id, time_limit_s=agent.time_limit_s)
+        self._send(job.id, agent_name)
         return job, True
 
     def get(self, owner: str, job_id: str) -> Job:
@@ -396,17 +397,13 @@ class JobService:
                 "error_retryable": True,
                 "progress_stage": "waiting to retry",
                 "estimated_completion_at": None,
+                "enqueued_at": now + timedelta(milliseconds=delay_ms),
             },
             message=f"Attempt {claim.attempt} failed ({code}); retrying in {delay_ms / 1000:.1f} s",
             now=now,
         )
         if moved is not None:
-            agent = self.agents.get(claim.agent)
-            self.queue.enqueue(
-                claim.job_id,
-                delay_ms=delay_ms,
-                time_limit_s=agent.time_limit_s if agent else None,
-            )
+            self._send(claim.job_id, claim.agent, delay_ms=delay_ms)
         return moved is not None
 
     def retry_delay_ms(self, attempt: int) -> int:
@@ -417,6 +414,128 @@ class JobService:
     def fail_unfinished(self, job_id: str, code: str, message: str) -> bool:
         """End a job that no worker can finish (its message was given up on) as failed."""
         return self._end_failed(job_id, code, message, False, attempt=None)
+
+    def heartbeat(self, claims: Iterable[Claim]) -> int:
+        """Refresh the heartbeat of running attempts; not a visible change, so no version bump."""
+        now = utcnow()
+        touched = 0
+        for claim in claims:
+            result = db.session.execute(
+                update(Job)
+                .where(
+                    Job.id == claim.job_id,
+                    Job.status == JobStatus.RUNNING.value,
+                    Job.attempts == claim.attempt,
+                )
+                .values(heartbeat_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            touched += result.rowcount
+        db.session.commit()
+        return touched
+
+    # ---- the sweep: what no live worker will do -----------------------------------------------
+
+    def reap_stale_running(self, *, limit: int = 100) -> dict[str, int]:
+        """Jobs whose worker stopped beating: cancel, requeue or fail them (returns the counts)."""
+        now = utcnow()
+        cutoff = now - timedelta(seconds=self.config.heartbeat_timeout_s)
+        stale = db.session.execute(
+            select(Job.id, Job.agent, Job.attempts, Job.cancel_requested_at)
+            .where(Job.status == JobStatus.RUNNING.value, Job.heartbeat_at < cutoff)
+            .order_by(Job.heartbeat_at)
+            .limit(limit)
+        ).all()
+        db.session.rollback()
+        counts = {"requeued": 0, "failed": 0, "cancelled": 0}
+        for job_id, agent, attempt, cancel_requested_at in stale:
+            lost = f"The worker running attempt {attempt} stopped responding"
+            if cancel_requested_at is not None:
+                moved = self._write(
+                    job_id,
+                    to=JobStatus.CANCELLED,
+                    when=[JobStatus.RUNNING],
+                    attempt=attempt,
+                    values={"finished_at": now, "estimated_completion_at": None},
+                    message=f"{lost}; it was being cancelled, so it is cancelled",
+                    now=now,
+                )
+                counts["cancelled"] += moved is not None
+            elif attempt < self.config.max_attempts:
+                moved = self._write(
+                    job_id,
+                    to=JobStatus.QUEUED,
+                    when=[JobStatus.RUNNING],
+                    attempt=attempt,
+                    values={
+                        "error_code": "worker_lost",
+                        "error_message": f"{lost}; the job was queued again.",
+                        "error_retryable": True,
+                        "progress_stage": "requeued",
+                        "estimated_completion_at": None,
+                        "enqueued_at": now,
+                    },
+                    message=f"{lost}; queued again",
+                    now=now,
+                )
+                if moved is not None:
+                    counts["requeued"] += 1
+                    self._send(job_id, agent)
+            else:
+                counts["failed"] += self._end_failed(
+                    job_id,
+                    "worker_lost",
+                    f"{lost}; all {attempt} attempts were lost with their workers, so the job is "
+                    "given up (it may crash the worker that runs it).",
+                    False,
+                    attempt=attempt,
+                )
+        return counts
+
+    def resend_unclaimed(self, *, limit: int = 500) -> int:
+        """Send again the messages of queued jobs not claimed long after they were due."""
+        now = utcnow()
+        overdue = now - timedelta(seconds=self.config.queued_requeue_after_s)
+        rows = db.session.execute(
+            update(Job)
+            .where(
+                Job.status == JobStatus.QUEUED.value,
+                Job.cancel_requested_at.is_(None),
+                or_(Job.enqueued_at.is_(None), Job.enqueued_at < overdue),
+                Job.id.in_(
+                    select(Job.id)
+                    .where(
+                        Job.status == JobStatus.QUEUED.value,
+                        or_(Job.enqueued_at.is_(None), Job.enqueued_at < overdue),
+                    )
+                    .order_by(Job.id)
+                    .limit(limit)
+                    .scalar_subquery()
+                ),
+            )
+            .values(enqueued_at=now)
+            .returning(Job.id, Job.agent)
+            .execution_options(synchronize_session=False)
+        ).all()
+        db.session.commit()
+        for job_id, agent in rows:
+            self._send(job_id, agent)
+        return len(rows)
+
+    def _send(self, job_id: str, agent_name: str, *, delay_ms: int = 0) -> None:
+        """Send the job's message; if the broker is down, mark it unsent for the next sweep."""
+        agent = self.agents.get(agent_name)
+        sent = self.queue.enqueue(
+            job_id, delay_ms=delay_ms, time_limit_s=agent.time_limit_s if agent else None
+        )
+        if not sent:
+            db.session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == JobStatus.QUEUED.value)
+                .values(enqueued_at=None)
+                .execution_options(synchronize_session=False)
+            )
+            db.session.commit()
 
     # ---- the one write path -------------------------------------------------------------------
 

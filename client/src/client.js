@@ -15,6 +15,7 @@ import {resolveOptions} from './options.js';
 import {RingBuffer, summarize} from './poll-log.js';
 import {baseIntervalMs, isTerminalStatus, retryDelayMs, steadyDelayMs} from './schedule.js';
 import {StateStore} from './storage.js';
+import {createWatch, isStatusLike, progressChanged, statusFromJob, toPersisted} from './watch.js';
 
 /** @typedef {import('./index.js').Job} Job */
 /** @typedef {import('./index.js').JobStatus} JobStatus */
@@ -33,41 +34,8 @@ import {StateStore} from './storage.js';
 /** @typedef {import('./breaker.js').Permit} Permit */
 /** @typedef {import('./http.js').RequestSpec} RequestSpec */
 /** @typedef {import('./http.js').Answer} Answer */
-
-/**
- * @typedef {object} Waiter
- * @property {(job: Job) => void} resolve
- * @property {(error: unknown) => void} reject
- * @property {((status: JobStatus) => void) | undefined} onUpdate
- * @property {() => void} dispose
- */
-
-/**
- * Everything the client tracks about one watched job.
- * @typedef {object} Watch
- * @property {string} id
- * @property {'active' | 'backing-off' | 'failed' | 'done'} state paused is derived, see #effectiveState
- * @property {WatchState | null} reported last state announced through `statechange`
- * @property {boolean} paused paused with pause(id)
- * @property {'leader' | 'follower' | null} role null until the election answers, and while paused
- * @property {import('./coordination.js').Election | null} election
- * @property {number | null} nextPollAt epoch ms; null when this tab does not poll the job
- * @property {number | null} resumeAt a persisted due time, applied once this tab is elected
- * @property {number} attempt consecutive failed polls
- * @property {number | null} deadlineAt
- * @property {number | null} deadlineMs
- * @property {AbsoluteTimer | null} deadlineTimer
- * @property {number | null} version
- * @property {string | null} etag
- * @property {number | null} etagVersion the version `etag` describes
- * @property {number | null} hintMs last poll_after_ms (or Retry-After) from the server
- * @property {JobStatus | null} status
- * @property {'status' | 'result'} phase 'result' once terminal: the full job is fetched next
- * @property {boolean} forceSingle the batch endpoint did not know the job; ask it alone
- * @property {boolean} inFlight
- * @property {AbortController | null} controller the single-job request in flight, if any
- * @property {Set<Waiter>} waiters
- */
+/** @typedef {import('./watch.js').Watch} Watch */
+/** @typedef {import('./watch.js').Waiter} Waiter */
 
 /**
  * @param {unknown} id
@@ -90,40 +58,6 @@ function newRequestId() {
 	bytes[8] = (bytes[8] & 0x3f) | 0x80;
 	const hex = [...bytes].map((byte) => byte.toString(16).padStart(2, '0')).join('');
 	return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
-/**
- * The status view of a full job (the fields a Status and a Job share).
- * @param {Job} job
- * @returns {JobStatus}
- */
-function statusFromJob(job) {
-	return {
-		id: job.id,
-		status: job.status,
-		progress: job.progress,
-		version: job.version,
-		created_at: job.created_at,
-		started_at: job.started_at,
-		finished_at: job.finished_at,
-		updated_at: job.updated_at,
-		estimated_completion_at: job.estimated_completion_at,
-		queue_position: null,
-		error: job.error,
-		poll_after_ms: null,
-	};
-}
-
-/**
- * @param {JobStatus['progress'] | undefined} before
- * @param {JobStatus['progress']} after
- */
-function progressChanged(before, after) {
-	if (!after) {
-		return false;
-	}
-
-	return !before || before.percent !== after.percent || before.stage !== after.stage || before.message !== after.message;
 }
 
 /**
@@ -376,7 +310,7 @@ export class JobsClient extends EventTarget {
 				continue;
 			}
 
-			const w = this.#watches.get(id) ?? this.#startWatch(id, record, record.deadlineMs ?? Number.POSITIVE_INFINITY);
+			const w = this.#watches.get(id) ?? this.#startWatch(id, record, Number.POSITIVE_INFINITY);
 			resumed.set(id, this.#addWaiter(w, onUpdate, signal));
 		}
 
@@ -592,37 +526,7 @@ export class JobsClient extends EventTarget {
 	 * @returns {Watch}
 	 */
 	#startWatch(id, saved, deadlineMs) {
-		const now = Date.now();
-		const finite = Number.isFinite(deadlineMs);
-		/** @type {Watch} */
-		const w = {
-			id,
-			state: saved?.state === 'backing-off' ? 'backing-off' : 'active',
-			reported: null,
-			paused: saved?.paused === true,
-			role: null,
-			election: null,
-			nextPollAt: null,
-			resumeAt: saved?.nextPollAt ?? null,
-			attempt: saved?.attempt ?? 0,
-			deadlineAt: saved ? saved.deadlineAt : (finite ? now + deadlineMs : null),
-			deadlineMs: finite ? deadlineMs : null,
-			deadlineTimer: null,
-			version: saved?.version ?? null,
-			etag: saved?.etag ?? null,
-			etagVersion: saved?.etagVersion ?? null,
-			hintMs: saved?.hintMs ?? null,
-			status: /** @type {JobStatus | null} */ (saved?.status ?? null),
-			phase: 'status',
-			forceSingle: false,
-			inFlight: false,
-			controller: null,
-			waiters: new Set(),
-		};
-		if (isTerminalStatus(w.status?.status)) {
-			w.phase = 'result';
-		}
-
+		const w = createWatch(id, saved, deadlineMs, Date.now());
 		this.#watches.set(id, w);
 		if (w.deadlineAt !== null) {
 			const deadlineAt = w.deadlineAt;
@@ -1154,7 +1058,7 @@ export class JobsClient extends EventTarget {
 	 * @param {{etag: string | null, publish: boolean}} options
 	 */
 	#applyStatus(w, status, {etag, publish}) {
-		if (w.version !== null && status.version < w.version) {
+		if (!isStatusLike(status) || (w.version !== null && status.version < w.version)) {
 			return;
 		}
 
@@ -1478,19 +1382,7 @@ export class JobsClient extends EventTarget {
 			return;
 		}
 
-		this.#dirty.set(w.id, {
-			nextPollAt: w.nextPollAt ?? w.resumeAt,
-			attempt: w.attempt,
-			deadlineAt: w.deadlineAt,
-			deadlineMs: w.deadlineMs,
-			version: w.version,
-			etag: w.etag,
-			etagVersion: w.etagVersion,
-			hintMs: w.hintMs,
-			paused: w.paused,
-			state: w.state === 'backing-off' ? 'backing-off' : 'active',
-			status: w.status,
-		});
+		this.#dirty.set(w.id, toPersisted(w));
 		this.#queueFlush();
 	}
 

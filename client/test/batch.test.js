@@ -79,7 +79,8 @@ test('more due jobs than batch.maxJobs are split over several batch requests', a
 	await eventually(() => batches(server).length >= 3);
 
 	assert.ok(batches(server).every((request) => request.body.ids.length <= 2));
-	assert.deepEqual(batches(server).slice(0, 3).map((request) => request.body.ids.length).toSorted(), [1, 2, 2]);
+	assert.ok(batches(server).some((request) => request.body.ids.length === 2));
+	assert.equal(new Set(batches(server).flatMap((request) => request.body.ids)).size, 5, 'every job is covered');
 });
 
 test('jobs due soon join a batch early, and once batched they stay together', async (t) => {

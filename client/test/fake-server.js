@@ -28,6 +28,11 @@ export class FakeServer {
 	down = false;
 	/** poll_after_ms the server suggests per status. */
 	pollAfterMs = {queued: 20, running: 20};
+	/**
+	 * Custom answers: called first for every request; returning true means it answered itself.
+	 * @type {((request: import('node:http').IncomingMessage, response: import('node:http').ServerResponse) => boolean) | null}
+	 */
+	intercept = null;
 	/** Whether non-terminal status answers carry Retry-After (seconds, rounded up). */
 	sendRetryAfter = true;
 	apiKey;
@@ -202,6 +207,10 @@ export class FakeServer {
 
 		if (this.delayMs > 0) {
 			await this.#sleep(this.delayMs);
+		}
+
+		if (this.intercept?.(request, response)) {
+			return;
 		}
 
 		const fault = this.#takeFault(request.method, url.pathname);

@@ -71,7 +71,7 @@ test('a resumed watch keeps its original deadline', async (t) => {
 	const after = makeClient({storage, deadlineMs: 60_000});
 	const startedAt = Date.now();
 	await assert.rejects(after.resumeWatches().get(job.id), DeadlineError);
-	assert.ok(Date.now() - startedAt < 1000);
+	assert.ok(Date.now() - startedAt < 10_000, 'not the new 60 s deadline');
 });
 
 test('a resumed watch keeps its backoff and attempt count', async (t) => {
