@@ -57,7 +57,14 @@ def _engine_options(url: str) -> dict:
         # The embedded worker writes from other threads while requests read.
         return {"connect_args": {"check_same_thread": False, "timeout": 15}}
     # pre_ping turns a connection killed by a database restart into a fresh one, not a 500.
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10, "pool_timeout": 5}
+    return {
+        "pool_pre_ping": True,
+        "pool_size": 10,
+        "max_overflow": 10,
+        "pool_timeout": 5,
+        # A database host that stops answering must become a 503 in seconds, not a TCP timeout.
+        "connect_args": {"connect_timeout": 3},
+    }
 
 
 def _prepare_sqlite_directory(url: str) -> None:

@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 from werkzeug.serving import run_simple
 
 from . import keys as api_keys
+from .models import utcnow
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -49,7 +50,12 @@ def create_key(owner: str, expires_in: str | None) -> None:
 def list_keys(owner: str | None) -> None:
     """List keys (ids and state only; secrets are never stored)."""
     for key in api_keys.list_keys(owner):
-        state = "revoked" if key.revoked_at else "active"
+        if key.revoked_at is not None:
+            state = "revoked"
+        elif key.expires_at is not None and key.expires_at <= utcnow():
+            state = "expired"
+        else:
+            state = "active"
         expires = key.expires_at.isoformat() if key.expires_at else "never"
         click.echo(f"{key.id}\t{key.owner}\t{state}\tcreated {key.created_at.isoformat()}\texpires {expires}")
 

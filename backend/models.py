@@ -47,6 +47,8 @@ class Job(db.Model):
         UniqueConstraint("owner", "request_id", name="uq_jobs_owner_request_id"),
         # Sweeps: stale running jobs and unclaimed queued jobs.
         Index("ix_jobs_status_updated_at", "status", "updated_at"),
+        # Queue positions: count the queued jobs ahead of one with an index range scan.
+        Index("ix_jobs_status_id", "status", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(30), primary_key=True)

@@ -53,6 +53,8 @@ def register_api(app: Flask) -> Api:
                 "license": {"name": "MIT", "url": "https://opensource.org/licenses/MIT"},
             },
             "servers": [{"url": "/", "description": "This server"}],
+            # Every operation needs the key unless it says otherwise (the health checks do).
+            "security": [{"bearerAuth": []}],
             "components": {
                 "securitySchemes": {
                     "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key."}

@@ -17,6 +17,7 @@ blp = Blueprint("health", __name__, url_prefix="/health", description="Service h
 @blp.route("/live")
 class Live(MethodView):
     @blp.response(200, HealthSchema)
+    @blp.doc(security=[])
     def get(self):
         """The process answers"""
         return {"status": "ok", "checks": {}}
@@ -52,6 +53,7 @@ def _check_broker() -> None:
 @blp.route("/ready")
 class Ready(MethodView):
     @blp.response(200, HealthSchema)
+    @blp.doc(security=[])
     @blp.alt_response(503, schema=HealthSchema, description="A dependency is unreachable.")
     def get(self):
         """The database and the broker are reachable"""

@@ -96,8 +96,8 @@ def http_exception_problem(error: HTTPException) -> Response:
     data = getattr(error, "data", None) or {}
     messages = data.get("errors") or data.get("messages")
     headers = dict(data.get("headers") or {})
-    if error.response is not None:  # e.g. 405 carries an Allow header
-        headers.update({k: v for k, v in error.get_headers() if k.lower() != "content-type"})
+    # Keep what the exception says about itself, e.g. the Allow header of a 405.
+    headers.update({k: v for k, v in error.get_headers() if k.lower() != "content-type"})
     detail = _detail_of(error)
     if isinstance(error, RateLimitExceeded):
         detail = rate_limited_detail(error)

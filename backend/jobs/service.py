@@ -111,12 +111,12 @@ class JobService:
         if agent is None:
             raise UnknownAgent(
                 f"Unknown agent {agent_name!r}; enabled agents: {', '.join(sorted(self.agents))}.",
-                errors={"agent": [f"Must be one of: {', '.join(sorted(self.agents))}."]},
+                errors={"json": {"agent": [f"Must be one of: {', '.join(sorted(self.agents))}."]}},
             )
         try:
             loaded = agent.input_schema().load(job_input)
         except marshmallow.ValidationError as exc:
-            raise InvalidJobInput(errors={"input": exc.normalized_messages()}) from None
+            raise InvalidJobInput(errors={"json": {"input": exc.normalized_messages()}}) from None
         request_hash = _canonical_hash(agent_name, loaded)
 
         if request_id is not None:
@@ -294,6 +294,10 @@ class JobService:
                 "progress_stage": "starting",
                 "progress_message": None,
                 "estimated_completion_at": self.estimator.estimate(agent, now, now, 0.0),
+                # The last attempt's error stays in the history; the new attempt starts clean.
+                "error_code": None,
+                "error_message": None,
+                "error_retryable": None,
             },
             # A cancel that raced the claim wins: the sweep or the cancel itself ends the job.
             only_if=[Job.cancel_requested_at.is_(None)],
@@ -385,6 +389,9 @@ class JobService:
             return False
         delay_ms = self.retry_delay_ms(claim.attempt)
         now = utcnow()
+        if self.cancel_requested(claim):
+            self.mark_cancelled(claim)  # a retry must not outlive a cancel request
+            return False
         moved = self._write(
             claim.job_id,
             to=JobStatus.QUEUED,
@@ -407,7 +414,9 @@ class JobService:
         return moved is not None
 
     def retry_delay_ms(self, attempt: int) -> int:
-        """Exponential backoff with full jitter: random(0, min(cap, base * 2^(attempt-1)))."""
+        """Exponential backoff with "equal jitter": uniform in [ceiling/2, ceiling], where
+        ceiling = min(cap, base * 2^(attempt-1)). Half the wait is kept so retries never bunch up
+        at zero; the random half spreads jobs that failed together."""
         ceiling = min(self.config.retry_backoff_max_ms, self.config.retry_backoff_base_ms * 2 ** (attempt - 1))
         return random.randint(ceiling // 2, ceiling) if ceiling > 0 else 0
 

@@ -9,7 +9,7 @@ export const FAST = Object.freeze({
 	minIntervalMs: 5,
 	maxIntervalMs: 200,
 	hiddenIntervalMs: 400,
-	requestTimeoutMs: 2000,
+	requestTimeoutMs: 10_000,
 	retry: {maxAttempts: 5, baseDelayMs: 5, maxDelayMs: 40, maxRetryAfterMs: 2000},
 	breaker: {failureThreshold: 50, coolDownMs: 100},
 	batch: false,

@@ -65,7 +65,7 @@ test('a resumed watch keeps its original deadline', async (t) => {
 	const before = makeClient({storage, deadlineMs: 150});
 	const job = server.addJob({status: 'running'});
 	void before.watch(job.id).catch(() => {});
-	await nextEvent(before, 'update');
+	await eventually(() => saved(storage)?.jobs[job.id]);
 	before.close();
 
 	const after = makeClient({storage, deadlineMs: 60_000});

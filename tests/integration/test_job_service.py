@@ -146,3 +146,24 @@ def test_retry_delays_grow_exponentially_within_the_cap(service):
     for attempt, delay in enumerate(delays, start=1):
         ceiling = min(cap, base * 2 ** (attempt - 1))
         assert ceiling // 2 <= delay <= ceiling
+
+
+def test_a_transient_failure_after_a_cancel_request_ends_the_job_cancelled(service):
+    job_id = _job(service)
+    claim = service.claim(job_id)
+    service.cancel("alice", job_id)
+
+    assert service.retry_or_fail(claim, "transient_error", "blip") is False
+    assert _status(job_id) == "cancelled"
+
+
+def test_a_new_attempt_starts_without_the_previous_attempts_error(service):
+    job_id = _job(service)
+    service.retry_or_fail(service.claim(job_id), "transient_error", "blip")
+    db.session.expire_all()
+    assert db.session.get(Job, job_id).error_code == "transient_error"  # visible while waiting
+
+    service.claim(job_id)
+
+    db.session.expire_all()
+    assert db.session.get(Job, job_id).error_code is None

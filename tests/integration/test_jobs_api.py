@@ -341,3 +341,19 @@ def test_readiness_reports_the_database_and_the_broker(client):
     assert response.get_json()["checks"]["database"]["ok"] is True
     assert response.get_json()["checks"]["broker"]["ok"] is True
     assert client.get("/health/live").status_code == 200
+
+
+def test_a_wrong_method_is_a_problem_naming_the_allowed_ones(client, auth):
+    response = client.delete("/api/ai/jobs", headers=auth)
+
+    assert response.status_code == 405
+    assert response.content_type == PROBLEM
+    assert "GET" in response.headers["Allow"] and "POST" in response.headers["Allow"]
+
+
+def test_every_job_operation_requires_the_bearer_scheme_in_the_openapi_document(client):
+    spec = client.get("/api/openapi.json").get_json()
+
+    assert spec["security"] == [{"bearerAuth": []}]
+    assert spec["paths"]["/health/live"]["get"]["security"] == []
+    assert "security" not in spec["paths"]["/api/ai/jobs/{job_id}/status"]["get"]
