@@ -23,6 +23,7 @@ when a test fails half-way. Every wait in here is bounded in both time and itera
 """
 from __future__ import annotations
 
+import atexit
 import glob
 import http.client
 import json
@@ -663,6 +664,7 @@ class Cluster:
         self.key: str | None = None
         self.timings: dict[str, float] = {}
         self._closed = False
+        atexit.register(self.close)  # a last resort if the interpreter exits without the fixture's teardown
 
     @property
     def env(self) -> dict[str, str]:
