@@ -1,6 +1,7 @@
 """Job endpoints: submit, list, details, status, cancel, history."""
 from __future__ import annotations
 
+import re
 from contextlib import nullcontext
 from urllib.parse import urlencode
 
@@ -43,6 +44,8 @@ blp = Blueprint(
 blp.before_request(require_api_key)
 
 _JSON_TYPES = ("application/json",)
+# Deep enough for any honest input; shallow enough that no parser or schema recurses too far.
+MAX_JSON_DEPTH = 32
 
 
 @blp.before_request
@@ -58,7 +61,37 @@ def _require_json_body():
             415,
             f"Send the body as application/json, not {request.mimetype or 'an unlabelled body'}.",
         )
+    depth = json_depth(request.get_data(cache=True))  # over the size limit this raises 413 first
+    if depth > MAX_JSON_DEPTH:
+        return problem(
+            400,
+            f"The JSON body is nested {depth} levels deep; at most {MAX_JSON_DEPTH} are accepted.",
+            code="json_too_deep",
+        )
     return None
+
+
+# Escapes, quotes and brackets: the only bytes that matter for nesting. One linear pass, no
+# backtracking, whatever the input (a regex for whole strings goes quadratic on unclosed quotes).
+_JSON_TOKEN = re.compile(rb'\\.|["\[\]{}]', re.DOTALL)
+
+
+def json_depth(raw: bytes) -> int:
+    """The deepest nesting of arrays and objects, found without parsing (so without recursion)."""
+    depth = deepest = 0
+    in_string = False
+    for match in _JSON_TOKEN.finditer(raw):
+        token = match.group()
+        if token == b'"':
+            in_string = not in_string
+        elif in_string or len(token) == 2:
+            continue
+        elif token in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def _service() -> JobService:

@@ -357,3 +357,18 @@ def test_every_job_operation_requires_the_bearer_scheme_in_the_openapi_document(
     assert spec["security"] == [{"bearerAuth": []}]
     assert spec["paths"]["/health/live"]["get"]["security"] == []
     assert "security" not in spec["paths"]["/api/ai/jobs/{job_id}/status"]["get"]
+
+
+def test_a_body_nested_too_deeply_is_refused_before_it_is_parsed(client, auth):
+    body = '{"agent": "echo", "input": {"payload": ' + "[" * 20000 + "]" * 20000 + "}}"
+
+    response = client.post("/api/ai/jobs", data=body, headers={**auth, "Content-Type": "application/json"})
+
+    assert response.status_code == 400
+    assert response.get_json()["code"] == "json_too_deep"
+
+
+def test_an_oversized_authorization_header_is_just_an_invalid_key(client):
+    response = client.get("/api/ai/jobs", headers={"Authorization": "Bearer " + "k" * 5000})
+
+    assert response.status_code == 401
