@@ -9,7 +9,7 @@ from backend.api.jobs import MAX_JSON_DEPTH, json_depth
 
 @pytest.mark.parametrize(
     "value, depth",
-    [({}, 1), ([], 1), ({"a": [1, {"b": []}]}, 3), ("plain", 0), ({"s": "[[[{{{"}, 1),
+    [({}, 1), ([], 1), ({"a": [1, {"b": []}]}, 4), ("plain", 0), ({"s": "[[[{{{"}, 1),
      ({"s": 'quote \\" and [ bracket'}, 1), ([[[[["deep"]]]]], 5)],
 )
 def test_depth_counts_only_structure_not_brackets_inside_strings(value, depth):
