@@ -11,6 +11,7 @@ from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from .agents.base import AgentError, TransientAgentError
+from .extensions import db
 from .jobs.errors import JobCancelled
 from .jobs.service import AttemptSuperseded, Claim, JobService
 
@@ -98,6 +99,8 @@ def _run_claimed(service: JobService, agent, claim: Claim) -> None:
     except AttemptSuperseded:
         log.info("job %s attempt %s was superseded; dropping its outcome", job_id, claim.attempt)
     except TimeLimitExceeded:
+        # The limit can strike mid-transaction (inside a progress write): start clean.
+        db.session.rollback()
         service.fail(
             claim,
             "timeout",
@@ -116,6 +119,7 @@ def _run_claimed(service: JobService, agent, claim: Claim) -> None:
         raise
     except Exception as exc:
         log.exception("job %s: the %s agent raised unexpectedly", job_id, claim.agent)
+        db.session.rollback()
         service.fail(
             claim, "agent_crashed", f"The {claim.agent} agent stopped with an unexpected {type(exc).__name__}."
         )

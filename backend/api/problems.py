@@ -7,7 +7,8 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Flask, Response, json, request
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from ..jobs import errors
@@ -133,8 +134,11 @@ def register_problem_handlers(app: Flask) -> None:
         return problem(status, detail, code=code, **extra)
 
     @app.errorhandler(OperationalError)
-    def _database_unavailable(error: OperationalError):
-        log.error("database unavailable: %s", error.orig.__class__.__name__ if error.orig else error)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeoutError)
+    def _database_unavailable(error: SQLAlchemyError):
+        cause = getattr(error, "orig", None)
+        log.error("database unavailable: %s", type(cause or error).__name__)
         _rollback_quietly()
         return problem(
             503,
