@@ -371,7 +371,7 @@ export class FakeServer {
 			finished_at: job.finished_at,
 			updated_at: job.updated_at,
 			estimated_completion_at: job.estimated_completion_at,
-			queue_position: job.status === 'queued' ? queued.indexOf(job) + 1 : null,
+			queue_position: job.status === 'queued' ? queued.indexOf(job) : null, // how many are ahead, as the server counts
 			error: job.error,
 			poll_after_ms: this.#pollAfter(job),
 		};

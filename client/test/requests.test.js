@@ -92,7 +92,7 @@ test('get, status, cancel and list talk to their endpoints', async (t) => {
 	const all = await client.list({limit: 1});
 
 	assert.equal(job.id, queued.id);
-	assert.equal(status.queue_position, 1);
+	assert.equal(status.queue_position, 0); // the only queued job: none ahead
 	assert.equal(status.poll_after_ms, 20);
 	assert.equal(cancelled.status, 'cancelled');
 	assert.deepEqual(page.jobs.map((each) => each.id), [queued.id]);
