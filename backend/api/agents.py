@@ -25,6 +25,7 @@ def _input_json_schema(schema_class) -> dict:
 class Agents(MethodView):
     @blp.response(200, AgentListSchema)
     @blp.alt_response(401, response="UNAUTHORIZED")
+    @blp.alt_response(429, response="TOO_MANY_REQUESTS")
     def get(self):
         """List the enabled agents and the JSON schema of each one's input"""
         agents = current_app.extensions["job_service"].agents.values()

@@ -120,15 +120,18 @@ _ERRORS = {
     413: "REQUEST_ENTITY_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
     422: "UNPROCESSABLE_ENTITY",
+    429: "TOO_MANY_REQUESTS",
     503: "SERVICE_UNAVAILABLE",
 }
+# Every job endpoint can refuse a key, be rate limited, or find the database down.
+_ALWAYS = (401, 429, 503)
 
 
 def _documents(*statuses: int):
     """Document the error responses a view can give (all problem+json)."""
 
     def decorate(view):
-        for status in statuses:
+        for status in sorted(set(statuses) | set(_ALWAYS)):
             view = blp.alt_response(status, response=_ERRORS[status])(view)
         return view
 
@@ -139,7 +142,7 @@ def _documents(*statuses: int):
 class Jobs(MethodView):
     @blp.arguments(JobListArgsSchema, location="query", as_kwargs=True)
     @blp.response(200, JobListSchema)
-    @_documents(400, 401, 422, 503)
+    @_documents(400, 422)
     def get(self, **filters):
         """List your jobs, newest first"""
         jobs, next_cursor = _service().list(current_owner(), **filters)
@@ -152,7 +155,7 @@ class Jobs(MethodView):
     @blp.arguments(SubmitJobSchema)
     @blp.response(202, JobSchema)
     @blp.alt_response(200, schema=JobSchema, description="The request_id was seen before with this body: the existing job.")
-    @_documents(400, 401, 409, 413, 415, 422, 503)
+    @_documents(400, 409, 413, 415, 422)
     def post(self, body):
         """Submit a job"""
         job, created = _service().submit(
@@ -168,7 +171,7 @@ class Jobs(MethodView):
 @blp.route("/<job_id>")
 class JobDetails(MethodView):
     @blp.response(200, JobSchema)
-    @_documents(400, 401, 404, 503)
+    @_documents(400, 404)
     def get(self, job_id):
         """Get a job in full: input, result, error, progress, timestamps"""
         return _owned_job(job_id)
@@ -180,7 +183,7 @@ class JobStatusView(MethodView):
     @blp.arguments(ConditionalHeadersSchema, location="headers", as_kwargs=True)
     @blp.response(200, JobStatusSchema, headers=STATUS_HEADERS)
     @blp.alt_response(304, description="Not Modified: the job's ETag still matches If-None-Match.")
-    @_documents(400, 401, 404, 422, 503)
+    @_documents(400, 404, 422)
     def get(self, job_id, wait, if_none_match):
         """Get a job's compact status (the endpoint to poll; conditional, optionally long-polled)"""
         _check_job_id(job_id)
@@ -203,7 +206,7 @@ class JobStatuses(MethodView):
     @blp.arguments(BatchStatusRequestSchema)
     @blp.arguments(WaitArgsSchema, location="query", as_kwargs=True)
     @blp.response(200, BatchStatusSchema)
-    @_documents(400, 401, 413, 415, 422, 503)
+    @_documents(400, 413, 415, 422)
     def post(self, body, wait):
         """Poll many jobs at once: only the ones whose version changed come back in full"""
         service, owner = _service(), current_owner()
@@ -284,7 +287,7 @@ def _batch(service: JobService, owner: str, ids: list[str], versions: dict[str, 
 @blp.route("/<job_id>/cancel")
 class JobCancel(MethodView):
     @blp.response(202, JobSchema)
-    @_documents(400, 401, 404, 409, 415, 503)
+    @_documents(400, 404, 409, 415)
     def post(self, job_id):
         """Cancel a job (a running job stops at its next checkpoint)"""
         _check_job_id(job_id)
@@ -295,7 +298,7 @@ class JobCancel(MethodView):
 class JobEvents(MethodView):
     @blp.arguments(EventsArgsSchema, location="query", as_kwargs=True)
     @blp.response(200, EventListSchema)
-    @_documents(400, 401, 404, 422, 503)
+    @_documents(400, 404, 422)
     def get(self, job_id, after):
         """Get a job's status history, oldest first"""
         _check_job_id(job_id)
