@@ -10,7 +10,8 @@
 #
 # Worker and one-off containers serve no HTTP, which is why they run with --no-healthcheck. Stop
 # workers with more grace than the longest agent time limit (docker stop -t 120), so that running
-# jobs can finish; see docs/runbook.md.
+# jobs can finish, and give them a restart policy: when one worker process dies, the dramatiq command
+# exits. See docs/runbook.md.
 FROM python:3.11-slim
 
 # Logs reach `docker logs` as they are written; no bytecode files in the read-only source tree.
@@ -36,11 +37,13 @@ USER app
 
 EXPOSE 8000
 
-# Threads let one process answer many short polls at once. Set the number of processes with
-# WEB_CONCURRENCY, which gunicorn reads; GUNICORN_CMD_ARGS adds other options.
-CMD ["gunicorn", "-k", "gthread", "--threads", "8", "-b", "0.0.0.0:8000", "wsgi:app"]
+# backend/gunicorn_conf.py runs threaded workers with many threads, because each long poll parks a
+# thread (not a database connection) for up to 30 s while ordinary requests keep being served. It
+# binds 0.0.0.0:8000; WEB_WORKERS and WEB_THREADS size it, and GUNICORN_CMD_ARGS overrides it.
+CMD ["gunicorn", "-c", "python:backend.gunicorn_conf", "wsgi:app"]
 
 # Liveness only: /health/ready would mark every container unhealthy while a shared dependency is
-# down, though polls still work when only Redis is. Checks port 8000, the port CMD binds.
+# down, though polls still work when only Redis is. Checks port 8000, the port the configuration
+# binds unless PORT or BIND says otherwise.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=4)"]

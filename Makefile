@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PORT ?= 5000
 CANVAS_STAGE_DELAY_MS ?= 400
 
-.PHONY: run test test-python test-client bench services venv clean
+.PHONY: run test test-python test-client test-chaos chaos bench services venv client-deps clean
 
 venv: $(VENV)/.installed
 
@@ -24,13 +24,24 @@ run: venv
 services:
 	bash tests/services.sh
 
-test: test-python test-client
+# The whole suite: Python (unit, integration on real PostgreSQL/Redis/Dramatiq, embedded mode,
+# OpenAPI fuzzing; coverage of backend/ >= 90 %), the JS client, fault injection.
+test: test-python test-client test-chaos
 
 test-python: venv services
-	$(PY) -m pytest --cov --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
+	$(PY) -m pytest --ignore=tests/chaos --cov --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
 
-test-client:
-	cd client && npm ci --no-audit --no-fund --loglevel=error && npm test && npm run typecheck
+client-deps: client/node_modules/.package-lock.json
+
+client/node_modules/.package-lock.json: client/package.json client/package-lock.json
+	cd client && npm ci --no-audit --no-fund --loglevel=error
+
+test-client: client-deps
+	cd client && npm test && npm run typecheck
+
+# Fault injection: each test starts its own PostgreSQL and Redis, gunicorn and dramatiq processes.
+test-chaos chaos: venv services
+	$(PY) -m pytest tests/chaos -p no:cacheprovider -s $(CHAOS_ARGS)
 
 bench: venv services
 	$(PY) bench/run.py

@@ -100,6 +100,17 @@ class Config:
     def __post_init__(self) -> None:
         if self.heartbeat_timeout_s <= self.heartbeat_interval_s:
             raise ConfigError("HEARTBEAT_TIMEOUT_S must be longer than HEARTBEAT_INTERVAL_S")
+        from limits import parse_many
+
+        for name, value in (
+            ("RATE_LIMIT_POLL", self.rate_limit_poll),
+            ("RATE_LIMIT_SUBMIT", self.rate_limit_submit),
+            ("RATE_LIMIT_DEFAULT", self.rate_limit_default),
+        ):
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ConfigError(f"{name} must look like '600/minute', got {value!r}") from None
 
     @property
     def embedded(self) -> bool:

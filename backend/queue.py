@@ -54,7 +54,7 @@ class JobQueue:
 
     # After a failed send, skip sending for this long: each try would cost a connect timeout, and
     # the sweep resends every unsent job once the broker answers again.
-    BROKER_DOWN_BACKOFF_S = 5.0
+    BROKER_DOWN_BACKOFF_S = 2.0
 
     def __init__(self, broker: dramatiq.Broker, run_job: dramatiq.Actor, vitals) -> None:
         self.broker = broker

@@ -84,6 +84,9 @@ def run_job(job_id: str) -> None:
     vitals.track(claim)
     try:
         _run_claimed(service, agent, claim)
+    except AttemptSuperseded:
+        # Recording the outcome found the job moved on (cancelled, or handed to a newer attempt).
+        log.info("job %s attempt %s was superseded while recording its outcome", job_id, claim.attempt)
     finally:
         vitals.untrack(claim)
 

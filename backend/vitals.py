@@ -34,6 +34,8 @@ class WorkerVitals(dramatiq.Middleware):
         self._sweep_lock = threading.Lock()  # SQLite has no advisory locks; one process anyway
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # When this process last failed to reach the database (monotonic seconds), if ever.
+        self._database_failed_at: float | None = None
 
     # ---- what the runner reports ------------------------------------------------------------
 
@@ -76,8 +78,9 @@ class WorkerVitals(dramatiq.Middleware):
             try:
                 with self.app.app_context():
                     work()
-            except Exception:  # the database may be down; try again next round
-                log.warning("%s failed; retrying in %.1f s", work.__name__, interval_s, exc_info=True)
+            except Exception as exc:  # the database may be down; try again next round
+                self.database_failed()
+                log.warning("%s failed (%s); retrying in %.1f s", work.__name__, type(exc).__name__, interval_s)
 
     def beat(self) -> None:
         claims = self.running()
@@ -106,10 +109,27 @@ class WorkerVitals(dramatiq.Middleware):
                 lock_connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SWEEP_LOCK_KEY})
                 lock_connection.commit()
 
-    @staticmethod
-    def _sweep_once(service) -> dict[str, int]:
+    def database_failed(self) -> None:
+        """Note that this process could not reach the database just now."""
+        self._database_failed_at = time.monotonic()
+
+    def _heartbeats_are_trustworthy(self) -> bool:
+        """False until the database has been reachable for a whole heartbeat timeout.
+
+        During a database outage no worker can write its heartbeat, so right after it every running
+        job looks abandoned. Judging them before live workers have had time to beat again would
+        requeue jobs that are still running.
+        """
+        failed_at = self._database_failed_at
+        return failed_at is None or time.monotonic() - failed_at >= self.config.heartbeat_timeout_s
+
+    def _sweep_once(self, service) -> dict[str, int]:
         started = time.monotonic()
-        counts = service.reap_stale_running()
+        if self._heartbeats_are_trustworthy():
+            counts = service.reap_stale_running()
+        else:
+            counts = {"requeued": 0, "failed": 0, "cancelled": 0}
+        counts["cancelled"] += service.cancel_requested_queued()
         counts["resent"] = service.resend_unclaimed()
         if any(counts.values()):
             log.info("sweep: %s in %.0f ms", counts, (time.monotonic() - started) * 1000)

@@ -85,7 +85,8 @@ def _enable_cors(app: Flask) -> None:
 
     CORS(
         app,
-        resources={r"/api/*": {"origins": origins}},
+        # The client's modules too: a page on another origin may import them from this service.
+        resources={r"/api/*": {"origins": origins}, r"/client/src/*": {"origins": origins}},
         allow_headers=["Authorization", "Content-Type", "If-None-Match"],
         expose_headers=["ETag", "Retry-After", "Location", "Link", "RateLimit", "RateLimit-Policy"],
         methods=["GET", "POST", "OPTIONS"],

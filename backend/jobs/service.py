@@ -299,7 +299,7 @@ class JobService:
                 "error_message": None,
                 "error_retryable": None,
             },
-            # A cancel that raced the claim wins: the sweep or the cancel itself ends the job.
+            # A queued job with a cancel request is never started; the sweep ends it cancelled.
             only_if=[Job.cancel_requested_at.is_(None)],
             message_from=lambda r: f"Attempt {r.attempts} started",
             now=now,
@@ -406,12 +406,15 @@ class JobService:
                 "estimated_completion_at": None,
                 "enqueued_at": now + timedelta(milliseconds=delay_ms),
             },
+            only_if=[Job.cancel_requested_at.is_(None)],
             message=f"Attempt {claim.attempt} failed ({code}); retrying in {delay_ms / 1000:.1f} s",
             now=now,
         )
-        if moved is not None:
-            self._send(claim.job_id, claim.agent, delay_ms=delay_ms)
-        return moved is not None
+        if moved is None:
+            self.mark_cancelled(claim)  # the only write that can beat this one is a cancel request
+            return False
+        self._send(claim.job_id, claim.agent, delay_ms=delay_ms)
+        return True
 
     def retry_delay_ms(self, attempt: int) -> int:
         """Exponential backoff with "equal jitter": uniform in [ceiling/2, ceiling], where
@@ -421,8 +424,12 @@ class JobService:
         return random.randint(ceiling // 2, ceiling) if ceiling > 0 else 0
 
     def fail_unfinished(self, job_id: str, code: str, message: str) -> bool:
-        """End a job that no worker can finish (its message was given up on) as failed."""
-        return self._end_failed(job_id, code, message, False, attempt=None)
+        """End a queued job whose message was given up on as failed.
+
+        A running job is left alone: either a live worker runs it (a newer delivery) or its
+        heartbeat goes stale and the sweep requeues it.
+        """
+        return self._end_failed(job_id, code, message, False, attempt=None, when=[JobStatus.QUEUED])
 
     def heartbeat(self, claims: Iterable[Claim]) -> int:
         """Refresh the heartbeat of running attempts; not a visible change, so no version bump."""
@@ -484,6 +491,8 @@ class JobService:
                         "estimated_completion_at": None,
                         "enqueued_at": now,
                     },
+                    # A cancel that lands after the read above wins at the next sweep.
+                    only_if=[Job.cancel_requested_at.is_(None)],
                     message=f"{lost}; queued again",
                     now=now,
                 )
@@ -500,6 +509,27 @@ class JobService:
                     attempt=attempt,
                 )
         return counts
+
+    def cancel_requested_queued(self, *, limit: int = 100) -> int:
+        """End queued jobs that carry a cancel request (one raced a requeue) as cancelled."""
+        now = utcnow()
+        job_ids = db.session.scalars(
+            select(Job.id)
+            .where(Job.status == JobStatus.QUEUED.value, Job.cancel_requested_at.is_not(None))
+            .limit(limit)
+        ).all()
+        db.session.rollback()
+        cancelled = 0
+        for job_id in job_ids:
+            cancelled += self._write(
+                job_id,
+                to=JobStatus.CANCELLED,
+                when=[JobStatus.QUEUED],
+                values={"finished_at": now, "next_attempt_at": None, "estimated_completion_at": None},
+                message="Cancelled before it started again",
+                now=now,
+            ) is not None
+        return cancelled
 
     def resend_unclaimed(self, *, limit: int = 500) -> int:
         """Send again the messages of queued jobs not claimed long after they were due."""
@@ -527,11 +557,9 @@ class JobService:
             .execution_options(synchronize_session=False)
         ).all()
         db.session.commit()
-        for job_id, agent in rows:
-            self._send(job_id, agent)
-        return len(rows)
+        return sum(self._send(job_id, agent) for job_id, agent in rows)
 
-    def _send(self, job_id: str, agent_name: str, *, delay_ms: int = 0) -> None:
+    def _send(self, job_id: str, agent_name: str, *, delay_ms: int = 0) -> bool:
         """Send the job's message; if the broker is down, mark it unsent for the next sweep."""
         agent = self.agents.get(agent_name)
         sent = self.queue.enqueue(
@@ -545,17 +573,25 @@ class JobService:
                 .execution_options(synchronize_session=False)
             )
             db.session.commit()
+        return sent
 
     # ---- the one write path -------------------------------------------------------------------
 
     def _end_failed(
-        self, job_id: str, code: str, message: str, retryable: bool, *, attempt: int | None
+        self,
+        job_id: str,
+        code: str,
+        message: str,
+        retryable: bool,
+        *,
+        attempt: int | None,
+        when: Iterable[JobStatus] = (JobStatus.QUEUED, JobStatus.RUNNING),
     ) -> bool:
         now = utcnow()
         return self._write(
             job_id,
             to=JobStatus.FAILED,
-            when=[JobStatus.QUEUED, JobStatus.RUNNING],
+            when=when,
             attempt=attempt,
             values={
                 "finished_at": now,

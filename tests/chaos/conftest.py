@@ -19,7 +19,7 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture
-def make_cluster(request, tmp_path_factory):
+def make_cluster(request):
     """``make_cluster(env={...}, workers=2)`` starts PostgreSQL, Redis, gunicorn and workers.
 
     Everything is torn down after the test, failed or not; the logs of a failed test are printed.

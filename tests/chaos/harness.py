@@ -23,6 +23,7 @@ when a test fails half-way. Every wait in here is bounded in both time and itera
 """
 from __future__ import annotations
 
+import ast
 import atexit
 import glob
 import http.client
@@ -30,6 +31,7 @@ import json
 import os
 import pwd
 import random
+import re
 import shutil
 import signal
 import socket
@@ -38,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -680,14 +683,14 @@ class Cluster:
         started = time.monotonic()
         try:
             self.pg.init()
-            self.pg.start()
+            self._first_start(self.pg)
             self.pg.create_database("chaos")
-            self.redis.start()
+            self._first_start(self.redis)
             self.timings["servers_s"] = time.monotonic() - started
             self._flask(["db", "upgrade"], timeout_s=120)
             self.key = self._flask(["keys", "create", "--owner", "chaos"], timeout_s=60).strip().splitlines()[-1]
             self.api.key = self.key
-            self.start_web()
+            self._first_start(self)
             self.workers = Workers(self.env, self.logs, self.worker_threads)
             if self.start_workers:
                 for _ in range(self.n_workers):
@@ -702,6 +705,25 @@ class Cluster:
               f"redis :{self.redis.port}, gunicorn :{self.web_port}, {self.n_workers if self.start_workers else 0} "
               f"worker commands x {self.worker_threads} threads; settings {self.settings}; logs {self.logs}")
         return self
+
+    _PORT_TAKEN = ("already in use", "could not bind", "Connection in use")
+
+    def _first_start(self, server) -> None:
+        """Start a server; if its free port was taken meanwhile (by a concurrent test), take another."""
+        start = server.start_web if server is self else server.start
+        for attempt in range(3):
+            try:
+                start()
+                return
+            except AssertionError:
+                proc = server.web if server is self else server.proc
+                if attempt == 2 or proc is None or not any(m in proc.log_tail(200) for m in self._PORT_TAKEN):
+                    raise
+                proc.kill()
+                if server is self:
+                    self.web_port = self.api.port = free_port()
+                else:
+                    server.port = free_port()
 
     def _flask(self, args: list[str], timeout_s: float) -> str:
         result = subprocess.run([PYTHON, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env=self.env,
@@ -742,6 +764,26 @@ class Cluster:
                 if needle in line:
                     hits.append(f"{path.name}: {line}")
         return hits
+
+    def sweep_totals(self) -> Counter:
+        """What the workers' sweeps did, summed from their ``sweep: {...}`` log lines."""
+        totals: Counter = Counter()
+        for line in self.grep_logs("sweep: {", prefix="worker-"):
+            match = re.search(r"sweep: (\{[^}]*\})", line)
+            if match:
+                try:
+                    totals.update(ast.literal_eval(match.group(1)))
+                except (ValueError, SyntaxError):
+                    pass
+        return totals
+
+    def log_summary(self) -> str:
+        """Sweep totals and tracebacks per kind of log, for the figures line of a test."""
+        sweeps = dict(self.sweep_totals())
+        tracebacks = {
+            kind: len(self.grep_logs("Traceback", prefix=kind)) for kind in ("gunicorn", "worker")
+        }
+        return f"sweeps={sweeps} tracebacks={tracebacks}"
 
     def dump_logs(self, lines: int = 60) -> None:
         for path in self.all_logs():

@@ -1,4 +1,4 @@
-"""Fault-injection tests (issue 4, section 4): kill workers, Redis and PostgreSQL under a real service.
+"""Fault-injection tests (issue 4, section 4, plus the dead-worker cancel rule of section 2).
 
 Each test builds its own cluster (see ``harness.py``): PostgreSQL and Redis on free loopback ports,
 gunicorn with 2 workers, and ``dramatiq backend.worker`` commands kept alive by a supervisor. Each
@@ -80,7 +80,7 @@ def test_sigkilled_worker_job_runs_again_on_the_idle_worker_within_15_s(make_clu
     print(f"\n[chaos] test1 kill_to_requeue_s={detect_s:.1f} recovery_s={recovery_s:.1f} "
           f"(seen by poll {seen_at - killed_at:.1f}) final={final['status']} attempts={api.job(job_id)['attempts']} "
           f"succeeded_events={_succeeded_events(events)} lost=0 duplicates={max(0, _succeeded_events(events) - 1)} "
-          f"worker0_alive={cluster.workers.slots[0].proc.alive()} idle_worker_slot={idle}")
+          f"worker0_alive={cluster.workers.slots[0].proc.alive()} idle_worker_slot={idle} {cluster.log_summary()}")
     print(_format_events([e for e in events if e["stage"] != "echo"]))
 
     assert final["status"] == "succeeded", _format_events(events)
@@ -146,16 +146,9 @@ def test_thousand_jobs_with_workers_sigkilled_every_few_seconds(make_cluster):
         ids = [r.json()["id"] for r in responses]
         assert len(set(ids)) == N_JOBS
 
-        def remaining():
-            return len(api.list_jobs("queued")) + len(api.list_jobs("running"))
-
-        def drained():
-            return remaining() == 0
-
         budget_s = max(30.0, 200 - (time.monotonic() - started))
         try:
-            wait_until(drained, timeout_s=budget_s, interval_s=2.0, what="all 1000 jobs terminal",
-                       ignore=(OSError,))
+            api.wait_all_terminal(ids, timeout_s=budget_s, interval_s=2.0)
         except ChaosTimeout:
             stuck = api.list_jobs("queued") + api.list_jobs("running")
             for job in stuck[:3]:
@@ -181,7 +174,8 @@ def test_thousand_jobs_with_workers_sigkilled_every_few_seconds(make_cluster):
           f"attempts_sum={sum(attempts.values())} jobs_with_attempts_gt1={len(retried)} "
           f"max_attempts={max(attempts.values())} kills={len(killer.kills)} "
           f"(group={sum(1 for k in killer.kills if k[2] == 'group')}, child={sum(1 for k in killer.kills if k[2] == 'child')}) "
-          f"worker_restarts={cluster.workers.restarts} submit_s={submit_s:.1f} drain_s={drain_s:.1f} total_s={total_s:.1f}")
+          f"worker_restarts={cluster.workers.restarts} submit_s={submit_s:.1f} drain_s={drain_s:.1f} total_s={total_s:.1f} "
+          f"{cluster.log_summary()}")
     for job in not_succeeded[:3]:
         print(f"[chaos] not succeeded: {job['id']} {job['status']} {job['error']}\n"
               f"{_format_events(histories[job['id']])}")
@@ -194,7 +188,7 @@ def test_thousand_jobs_with_workers_sigkilled_every_few_seconds(make_cluster):
         assert job["status"] == "failed" and job["error"]["code"] == "worker_lost", job
     for i in ids:  # every attempt is recorded: as many "Attempt n started" events as attempts
         assert len(_attempt_starts(histories[i])) == attempts[i], _format_events(histories[i])
-    assert len(killer.kills) >= 5, "the killer hardly ran; the test proved little"
+    assert len(killer.kills) >= 3, "the killer hardly ran; the test proved little"
     assert total_s < 240, f"test 2 took {total_s:.0f} s (budget 240 s)"
 
 
@@ -227,11 +221,11 @@ def test_redis_down_during_a_burst_of_submits(make_cluster):
     time.sleep(max(0.0, 6.0 - (time.monotonic() - killed_at)))
     outage_s = time.monotonic() - killed_at
     cluster.redis.start()
-    restarted_at = time.monotonic()
+    restarted_at, restarted_wall = time.monotonic(), time.time()
 
     codes = Counter(r.status for r in responses)
     try:
-        finals = api.wait_all_terminal(ids, timeout_s=requeue_after_s + 40, interval_s=0.5)
+        finals = api.wait_all_terminal(ids, timeout_s=requeue_after_s + 30, interval_s=0.5)
     except ChaosTimeout:
         pending = [j for j in api.list_jobs() if j["status"] not in TERMINAL]
         print(f"[chaos] test3 submits={dict(codes)}; {len(pending)} jobs not terminal; first:")
@@ -244,11 +238,14 @@ def test_redis_down_during_a_burst_of_submits(make_cluster):
     histories = {i: api.events(i) for i in ids}
     duplicates = [i for i in ids if _succeeded_events(histories[i]) > 1]
     statuses = Counter(job["status"] for job in finals.values())
+    outage_ids = ids[10:]
+    first_start_s = min(parse_time(_attempt_starts(histories[i])[0]["at"]) for i in outage_ids) - restarted_wall
     print(f"\n[chaos] test3 submits={dict(codes)} max_submit_latency_s={max(latencies):.2f} "
           f"ready_during={[r.status for r in ready_during]} failing={[r.json().get('failing') for r in ready_during]} "
-          f"status_during={status_during.status} outage_s={outage_s:.1f} recovery_s={recovery_s:.1f} "
+          f"status_during={status_during.status} outage_s={outage_s:.1f} first_outage_job_started_after_s={first_start_s:.1f} "
+          f"all_done_after_s={recovery_s:.1f} "
           f"(QUEUED_REQUEUE_AFTER_S={requeue_after_s}) statuses={dict(statuses)} lost={50 - len(finals)} "
-          f"duplicates={len(duplicates)}")
+          f"duplicates={len(duplicates)} {cluster.log_summary()}")
 
     assert codes == Counter({202: 50}), codes
     for response in ready_during:
@@ -291,7 +288,7 @@ def test_postgres_down_answers_503_and_heals_without_restarts(make_cluster):
         time.sleep(0.5)
     outage_s = time.monotonic() - down_at
     cluster.pg.start()
-    up_at = time.monotonic()
+    up_at, up_wall = time.monotonic(), time.time()
 
     def healed():
         return (api.ready().status == 200 and api.status(ids[0]).status == 200
@@ -311,14 +308,17 @@ def test_postgres_down_answers_503_and_heals_without_restarts(make_cluster):
     histories = {i: api.events(i) for i in all_ids}
     statuses = Counter(job["status"] for job in finals.values())
     attempts = Counter(job["attempts"] for job in finals.values())
+    restarted = [parse_time(starts[-1]["at"]) - up_wall for h in histories.values()
+                 if len(starts := _attempt_starts(h)) > 1]
     bad = [(what, r.status, r.content_type, r.text[:200]) for what, r in probes if not _is_problem_503(r)]
     body = ready_down.json()
     print(f"\n[chaos] test4 pg_stop_s={stop_s:.1f} ready_503_after_s={detect_s:.1f} failing={body.get('failing')} "
           f"probes={len(probes)} non_503_problem={len(bad)} outage_s={outage_s:.1f} heal_s={heal_s:.1f} "
+          f"interrupted_jobs_running_again_after_s={max(restarted, default=float('nan')):.1f} "
           f"all_done_after_restart_s={complete_s:.1f} running_at_stop={running_at_stop} statuses={dict(statuses)} "
           f"attempts={dict(attempts)} lost={len(all_ids) - len(finals)} "
           f"duplicates={sum(1 for h in histories.values() if _succeeded_events(h) > 1)} "
-          f"worker_restarts={cluster.workers.restarts}")
+          f"worker_restarts={cluster.workers.restarts} {cluster.log_summary()}")
     for job in [j for j in finals.values() if j["status"] != "succeeded"][:3]:
         print(f"[chaos] {job['id']} {job['status']} {job['error']}\n{_format_events(histories[job['id']])}")
 
@@ -359,7 +359,8 @@ def test_a_job_that_kills_its_worker_every_attempt_ends_failed_worker_lost(make_
     after = api.wait_terminal(healthy.json()["id"], timeout_s=60) if healthy.status == 202 else None
     print(f"\n[chaos] test5 final={final['status']} error={final['error']} attempts={job['attempts']} "
           f"attempt_starts={len(_attempt_starts(events))} worker_deaths={deaths} "
-          f"worker_restarts={cluster.workers.restarts} elapsed_s={elapsed_s:.1f} next_job={after and after['status']}")
+          f"worker_restarts={cluster.workers.restarts} elapsed_s={elapsed_s:.1f} next_job={after and after['status']} "
+          f"{cluster.log_summary()}")
     print(_format_events(events))
 
     assert final["status"] == "failed", _format_events(events)
@@ -368,3 +369,55 @@ def test_a_job_that_kills_its_worker_every_attempt_ends_failed_worker_lost(make_
     assert len(_attempt_starts(events)) == max_attempts
     assert deaths >= max_attempts
     assert after is not None and after["status"] == "succeeded"
+
+
+# ---- 6 (issue 4, section 2: a job whose worker died after a cancel request ends cancelled) --------
+
+
+def test_worker_killed_after_a_cancel_request_ends_cancelled_not_requeued(make_cluster):
+    cluster = make_cluster(env=FAST, workers=1)  # one worker: it is certainly the one running the job
+    api = cluster.api
+    submitted = api.submit({"steps": 1, "delay_ms": 10_000, "payload": "cancel me"})
+    assert submitted.status == 202, submitted.text
+    job_id = submitted.json()["id"]
+    wait_until(lambda: api.job(job_id)["status"] == "running", timeout_s=20, interval_s=0.1,
+               what="the job running")
+    cancel = api.request("POST", f"/api/ai/jobs/{job_id}/cancel")
+    assert cancel.status == 202, cancel.text
+    # The agent sleeps 10 s before its next checkpoint: kill its worker before it gets there.
+    killed_at = cluster.workers.kill(0, target="group")  # the supervisor starts a fresh one
+    final = api.wait_terminal(job_id, timeout_s=30)
+    events = api.events(job_id)
+    ended_s = parse_time(final["finished_at"]) - killed_at
+    print(f"\n[chaos] test6 final={final['status']} ended_after_kill_s={ended_s:.1f} "
+          f"attempt_starts={len(_attempt_starts(events))} worker_restarts={cluster.workers.restarts} "
+          f"{cluster.log_summary()}")
+    print(_format_events(events))
+
+    assert final["status"] == "cancelled", _format_events(events)
+    assert len(_attempt_starts(events)) == 1, "a job whose cancel was requested must not run again"
+
+
+# ---- 7: a database outage longer than the heartbeat timeout -------------------------------------
+
+
+def test_live_jobs_are_not_requeued_after_a_database_outage_longer_than_the_heartbeat_timeout(make_cluster):
+    cluster = make_cluster(env=FAST, workers=2)
+    api = cluster.api
+    # One 10 s step: the agent writes nothing during the outage, so it does not fail; it just runs on.
+    ids = [api.submit({"steps": 1, "delay_ms": 10_000, "payload": n}).json()["id"] for n in range(2)]
+    wait_until(lambda: all(api.job(i)["status"] == "running" for i in ids), timeout_s=20, interval_s=0.1,
+               what="both jobs running")
+    cluster.pg.stop_fast()
+    time.sleep(7)  # > HEARTBEAT_TIMEOUT_S=5
+    cluster.pg.start()
+    finals = api.wait_all_terminal(ids, timeout_s=60, interval_s=0.5)
+    histories = {i: api.events(i) for i in ids}
+    runs = {i: len(_attempt_starts(h)) for i, h in histories.items()}
+    superseded = cluster.grep_logs("was superseded", prefix="worker-")
+    print(f"\n[chaos] test7 statuses={dict(Counter(j['status'] for j in finals.values()))} attempt_starts={list(runs.values())} "
+          f"superseded_live_attempts={len(superseded)} {cluster.log_summary()}")
+    print(_format_events(histories[ids[0]]))
+
+    assert all(job["status"] == "succeeded" for job in finals.values())
+    assert all(n == 1 for n in runs.values()), "a live job was requeued and ran a second time"

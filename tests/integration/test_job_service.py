@@ -9,6 +9,7 @@ from backend.jobs.errors import JobAlreadyFinished, JobNotFound
 from backend.jobs.service import AttemptSuperseded, JobService
 from backend.models import Job, JobEvent
 from backend.extensions import db
+from sqlalchemy import update
 
 pytestmark = pytest.mark.integration
 
@@ -131,7 +132,6 @@ def test_another_owner_cannot_cancel_or_read_a_job(service):
 
 def test_a_job_whose_message_was_given_up_on_ends_failed_with_a_clear_code(service):
     job_id = _job(service)
-    service.claim(job_id)
 
     assert service.fail_unfinished(job_id, "infrastructure_error", "gone")
     db.session.expire_all()
@@ -167,3 +167,28 @@ def test_a_new_attempt_starts_without_the_previous_attempts_error(service):
 
     db.session.expire_all()
     assert db.session.get(Job, job_id).error_code is None
+
+
+def test_a_cancel_that_races_a_requeue_still_ends_the_job_cancelled(app, service):
+    job_id = _job(service)
+    claim = service.claim(job_id)
+    service.cancel("alice", job_id)  # lands while the attempt is running
+    # As if the sweep had read the job before the cancel and requeued it after: only a row with no
+    # cancel request may be requeued, so the requeue loses and the next sweep pass cancels it.
+    db.session.execute(update(Job).where(Job.id == job_id).values(status="queued"))
+    db.session.commit()
+
+    assert service.claim(job_id) is None
+    assert service.cancel_requested_queued() == 1
+    assert _status(job_id) == "cancelled"
+    assert claim.attempt == 1
+
+
+def test_a_message_given_up_on_fails_only_a_job_still_waiting_for_it(service):
+    waiting = _job(service)
+    running = _job(service)
+    service.claim(running)
+
+    assert service.fail_unfinished(waiting, "infrastructure_error", "gone") is True
+    assert service.fail_unfinished(running, "infrastructure_error", "gone") is False
+    assert (_status(waiting), _status(running)) == ("failed", "running")

@@ -1,6 +1,7 @@
 """Crash recovery: heartbeats, the sweep that requeues or ends abandoned jobs, and lost messages."""
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import dramatiq
@@ -158,3 +159,19 @@ def _start_worker(app) -> dramatiq.Worker:
     worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
     worker.start()
     return worker
+
+
+def test_right_after_a_database_outage_running_jobs_are_not_judged_by_their_heartbeats(app, client, auth):
+    job = submit(client, auth, "echo", {}).get_json()
+    _abandon_running(app, job["id"])  # looks abandoned: exactly what a live job looks like after an outage
+    vitals = app.extensions["job_queue"].vitals
+    vitals.database_failed()  # this process just saw the database go away
+
+    with app.app_context():
+        during = vitals.sweep()
+    time.sleep(app.extensions["config"].heartbeat_timeout_s)
+    with app.app_context():
+        after = vitals.sweep()
+
+    assert during["requeued"] == 0
+    assert after["requeued"] == 1

@@ -40,3 +40,9 @@ def test_an_unknown_agent_name_is_a_configuration_error():
 def test_overrides_of_unknown_fields_are_refused():
     with pytest.raises(ConfigError):
         Config().with_overrides(colour="blue")
+
+
+@pytest.mark.parametrize("name", ["RATE_LIMIT_POLL", "RATE_LIMIT_SUBMIT", "RATE_LIMIT_DEFAULT"])
+def test_an_unreadable_rate_limit_stops_the_start(name):
+    with pytest.raises(ConfigError, match=name):
+        Config.from_env({name: "lots please"})
