@@ -225,3 +225,12 @@ def test_the_protocol_is_in_the_openapi_document(client):
     assert any(p["name"] == "If-None-Match" for p in status_op["parameters"])
     assert any(p["name"] == "wait" for p in status_op["parameters"])
     assert "/api/ai/jobs/statuses" in spec["paths"]
+
+
+def test_a_configured_origin_may_import_the_client_modules(config):
+    app = create_app(config.with_overrides(cors_allowed_origins=("https://pages.example",)))
+
+    module = app.test_client().get("/client/src/index.js", headers={"Origin": "https://pages.example"})
+
+    assert module.status_code == 200
+    assert module.headers["Access-Control-Allow-Origin"] == "https://pages.example"
