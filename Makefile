@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PORT ?= 5000
 CANVAS_STAGE_DELAY_MS ?= 400
 
-.PHONY: run test test-python test-client test-chaos chaos bench services venv client-deps clean
+.PHONY: run test test-python test-client test-chaos chaos test-e2e e2e bench services venv client-deps clean
 
 venv: $(VENV)/.installed
 
@@ -25,8 +25,8 @@ services:
 	bash tests/services.sh
 
 # The whole suite: Python (unit, integration on real PostgreSQL/Redis/Dramatiq, embedded mode,
-# OpenAPI fuzzing; coverage of backend/ >= 90 %), the JS client, fault injection.
-test: test-python test-client test-chaos
+# OpenAPI fuzzing; coverage of backend/ >= 90 %), the JS client, real-browser end-to-end, fault injection.
+test: test-python test-client test-e2e test-chaos
 
 test-python: venv services
 	$(PY) -m pytest --ignore=tests/chaos --cov --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
@@ -48,3 +48,9 @@ bench: venv services
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .coverage client/node_modules
+
+# Real-browser end-to-end: Debian's Chromium (installed if missing) drives the demo page against
+# gunicorn and a Dramatiq worker on PostgreSQL and Redis.
+test-e2e e2e: venv services client-deps
+	bash tests/ensure-chromium.sh
+	cd client && E2E_PYTHON=$(abspath $(PY)) npm run e2e

@@ -604,10 +604,9 @@ export class JobsClient extends EventTarget {
 
 				w.role = 'follower';
 				w.nextPollAt = null;
+				// Ask the leader for its latest status and whether it is hidden. Taking over only from a
+				// hidden leader keeps two visible tabs from stealing the lock back and forth.
 				this.#coordinator.publish({type: 'sync', id: w.id});
-				if (this.#options.document && !this.#hidden) {
-					w.election?.claim();
-				}
 
 				this.#markDirty(w);
 				this.#arm();
@@ -1142,8 +1141,32 @@ export class JobsClient extends EventTarget {
 			this.#applyStatus(w, message.status, {etag: message.etag ?? null, publish: false});
 		} else if (message.type === 'done' && message.job) {
 			this.#finish(w, message.job, false);
-		} else if (message.type === 'sync' && w.role === 'leader' && w.status) {
-			this.#coordinator.publish({type: 'status', id: w.id, status: w.status, etag: w.etagVersion === w.version ? w.etag : null});
+		} else if (message.type === 'sync' && w.role === 'leader') {
+			if (w.status) {
+				this.#coordinator.publish({type: 'status', id: w.id, status: w.status, etag: w.etagVersion === w.version ? w.etag : null});
+			}
+
+			this.#announceLeader(w);
+		} else if (message.type === 'leader' && message.hidden === true) {
+			this.#takeOverFromHiddenLeader(w);
+		}
+	}
+
+	/**
+	 * Tell the other tabs whether this leader is hidden (a hidden leader polls slowly).
+	 * @param {Watch} w
+	 */
+	#announceLeader(w) {
+		this.#coordinator.publish({type: 'leader', id: w.id, hidden: this.#hidden});
+	}
+
+	/**
+	 * A visible follower takes over a job whose leader is hidden.
+	 * @param {Watch} w
+	 */
+	#takeOverFromHiddenLeader(w) {
+		if (w.role === 'follower' && this.#options.document && !this.#hidden && !w.paused && w.state === 'active') {
+			w.election?.claim();
 		}
 	}
 
@@ -1156,19 +1179,21 @@ export class JobsClient extends EventTarget {
 		}
 
 		this.#hidden = hidden;
-		if (!hidden) {
-			// Back in view: one immediate catch-up poll, and take over polling from hidden tabs.
-			const now = Date.now();
-			for (const w of this.#watches.values()) {
-				if (w.paused || w.state !== 'active') {
-					continue;
-				}
-
+		const now = Date.now();
+		for (const w of this.#watches.values()) {
+			if (hidden) {
+				// Going out of view: let a visible follower take over this job.
 				if (w.role === 'leader') {
-					w.nextPollAt = now;
-				} else {
-					w.election?.claim();
+					this.#announceLeader(w);
 				}
+			} else if (w.paused || w.state !== 'active') {
+				continue;
+			} else if (w.role === 'leader') {
+				// Back in view: one immediate catch-up poll.
+				w.nextPollAt = now;
+			} else if (w.role === 'follower') {
+				// Take over only if the leader turns out to be hidden (it answers the sync).
+				this.#coordinator.publish({type: 'sync', id: w.id});
 			}
 		}
 

@@ -122,6 +122,26 @@ test('a visible tab takes polling over from a hidden leader', async (t) => {
 	await eventually(() => role(a, job.id) === 'leader' && role(b, job.id) === 'follower', 'a takes it back');
 });
 
+test('two visible tabs keep one leader instead of taking the job from each other', {timeout: 10_000}, async (t) => {
+	const {server, makeClient} = await setup(t);
+	const tabs = browser();
+	const a = makeClient({...tabs, document: new FakeDocument()});
+	const b = makeClient({...tabs, document: new FakeDocument()});
+	const job = server.addJob({status: 'running'});
+	void a.watch(job.id).catch(() => {});
+	await eventually(() => role(a, job.id) === 'leader');
+	void b.watch(job.id).catch(() => {});
+	await eventually(() => role(b, job.id) === 'follower');
+	const requestsBefore = server.requests.length;
+
+	await sleep(300);
+
+	assert.equal(role(a, job.id), 'leader', 'the first visible tab kept the job');
+	assert.equal(role(b, job.id), 'follower');
+	assert.equal(b.pollLog().length, 0, 'the visible follower never polled');
+	assert.ok(server.requests.length - requestsBefore < 20, 'no storm of polls from leaders changing hands');
+});
+
 test('a follower refresh polls once itself and shares the result', async (t) => {
 	const {server, makeClient} = await setup(t);
 	const tabs = browser();
