@@ -85,8 +85,9 @@ def run_job(job_id: str) -> None:
     try:
         _run_claimed(service, agent, claim)
     except AttemptSuperseded:
-        # Recording the outcome found the job moved on (cancelled, or handed to a newer attempt).
-        log.info("job %s attempt %s was superseded while recording its outcome", job_id, claim.attempt)
+        # The job moved on (finished, cancelled, or handed to a newer attempt) while this attempt
+        # ran or recorded its outcome: drop the outcome, the newer state stands.
+        log.info("job %s attempt %s was superseded; dropping its outcome", job_id, claim.attempt)
     finally:
         vitals.untrack(claim)
 
@@ -99,8 +100,6 @@ def _run_claimed(service: JobService, agent, claim: Claim) -> None:
         _check_result(result)
     except JobCancelled:
         service.mark_cancelled(claim)
-    except AttemptSuperseded:
-        log.info("job %s attempt %s was superseded; dropping its outcome", job_id, claim.attempt)
     except TimeLimitExceeded:
         # The limit can strike mid-transaction (inside a progress write): start clean.
         db.session.rollback()
