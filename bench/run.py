@@ -22,27 +22,33 @@ from backend.keys import create_key  # noqa: E402
 
 ADMIN_DSN = os.environ.get("BENCH_PG_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 URL = os.environ.get("BENCH_PG_URL_TEMPLATE", "postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "400"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "300"))
 BATCH = 100
 
 
-def measure(label: str, call, rounds: int = ROUNDS) -> dict:
-    for _ in range(20):  # warm the pool, caches and code paths
-        call()
-    samples_us, size = [], 0
+def measure(calls: dict[str, object], rounds: int = ROUNDS) -> list[dict]:
+    """Time every call once per round, in turn, so drift in the machine's speed hits all alike."""
+    for call in calls.values():
+        for _ in range(20):  # warm the pool, caches and code paths
+            call()
+    samples_us: dict[str, list[float]] = {label: [] for label in calls}
+    last = {}
     for _ in range(rounds):
-        started = time.perf_counter_ns()
-        response = call()
-        samples_us.append((time.perf_counter_ns() - started) / 1000)
-        size = len(response.data)
-    samples_us.sort()
-    return {
-        "label": label,
-        "status": response.status_code,
-        "median_us": statistics.median(samples_us),
-        "p95_us": samples_us[int(len(samples_us) * 0.95) - 1],
-        "bytes": size,
-    }
+        for label, call in calls.items():
+            started = time.perf_counter_ns()
+            last[label] = call()
+            samples_us[label].append((time.perf_counter_ns() - started) / 1000)
+    results = []
+    for label, samples in samples_us.items():
+        samples.sort()
+        results.append({
+            "label": label,
+            "status": last[label].status_code,
+            "median_us": statistics.median(samples),
+            "p95_us": samples[int(len(samples) * 0.95) - 1],
+            "bytes": len(last[label].data),
+        })
+    return results
 
 
 def main() -> None:
@@ -83,21 +89,19 @@ def run(database_url: str) -> None:
     versions = {row["id"]: row["version"] for row in client.post(
         "/api/ai/jobs/statuses", json={"ids": ids}, headers=auth).get_json()["jobs"]}
 
-    results = [
-        measure("status poll, 200 (baseline)", lambda: client.get(f"/api/ai/jobs/{one}/status", headers=auth)),
-        measure("status poll, 304 If-None-Match",
-                lambda: client.get(f"/api/ai/jobs/{one}/status", headers={**auth, "If-None-Match": tag})),
-        measure("status poll of a queued job, 200",
-                lambda: client.get(f"/api/ai/jobs/{queued}/status", headers=auth)),
-        measure("job details, 200", lambda: client.get(f"/api/ai/jobs/{one}", headers=auth)),
-        measure(f"batch of {BATCH}, all changed",
-                lambda: client.post("/api/ai/jobs/statuses", json={"ids": ids}, headers=auth), ROUNDS // 4),
-        measure(f"batch of {BATCH}, all unchanged",
-                lambda: client.post("/api/ai/jobs/statuses", json={"ids": ids, "versions": versions},
-                                    headers=auth), ROUNDS // 4),
-    ]
+    results = measure({
+        "status poll, 200 (baseline)": lambda: client.get(f"/api/ai/jobs/{one}/status", headers=auth),
+        "status poll, 304 If-None-Match":
+            lambda: client.get(f"/api/ai/jobs/{one}/status", headers={**auth, "If-None-Match": tag}),
+        "status poll of a queued job, 200": lambda: client.get(f"/api/ai/jobs/{queued}/status", headers=auth),
+        "job details, 200": lambda: client.get(f"/api/ai/jobs/{one}", headers=auth),
+        f"batch of {BATCH}, all changed":
+            lambda: client.post("/api/ai/jobs/statuses", json={"ids": ids}, headers=auth),
+        f"batch of {BATCH}, all unchanged":
+            lambda: client.post("/api/ai/jobs/statuses", json={"ids": ids, "versions": versions}, headers=auth),
+    })
     base = results[0]["median_us"]
-    print(f"\nPoll cost on the server (in-process WSGI + PostgreSQL), {ROUNDS} rounds, medians:")
+    print(f"\nPoll cost on the server (in-process WSGI + PostgreSQL), {ROUNDS} interleaved rounds:")
     print(f"{'request':34} {'status':>6} {'median':>10} {'p95':>10} {'bytes':>7} {'vs 200 poll':>12} {'per job':>12}")
     for row in results:
         jobs = BATCH if row["label"].startswith("batch") else 1
