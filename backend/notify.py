@@ -52,10 +52,6 @@ class Waiters:
         for event in events:
             event.set()
 
-    def count(self) -> int:
-        with self._lock:
-            return len({e for events in self._by_job.values() for e in events})
-
 
 class InProcessNotifier:
     """The embedded mode's notifier: publisher and waiters share one process."""
@@ -81,11 +77,19 @@ class RedisNotifier:
         self.waiters = Waiters()
         self._listener: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._skip_until = 0.0
+
+    # After a failed publish, skip publishing this long: every write of a job publishes, and a
+    # worker must not stall on a connect timeout at each progress write while Redis is away.
+    REDIS_DOWN_BACKOFF_S = 2.0
 
     def publish(self, job_id: str) -> None:
+        if time.monotonic() < self._skip_until:
+            return
         try:
             self._redis.publish(CHANNEL, job_id)
         except Exception:  # Redis down: waiters time out and re-read; nothing is lost
+            self._skip_until = time.monotonic() + self.REDIS_DOWN_BACKOFF_S
             log.warning("could not publish a change of job %s; long polls will time out instead", job_id)
 
     def listen(self, job_ids: Iterable[str]):

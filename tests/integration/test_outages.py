@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 from sqlalchemy import select
@@ -57,3 +58,14 @@ def test_with_redis_unreachable_a_submit_is_still_accepted_and_marked_for_resend
         unsent = db.session.scalars(select(Job.enqueued_at).where(Job.id.in_(
             [first.get_json()["id"], second.get_json()["id"]]))).all()
     assert unsent == [None, None]  # the sweep sends them as soon as Redis answers
+
+
+def test_with_redis_unreachable_job_writes_do_not_stall_on_publishing(config):
+    app = create_app(config.with_overrides(redis_url=f"redis://127.0.0.1:{_closed_port()}/0"))
+    notifier = app.extensions["job_service"].notifier
+
+    started = time.monotonic()
+    for _ in range(20):
+        notifier.publish("job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW")
+
+    assert time.monotonic() - started < 2.0  # one failed connect, then skipped for a while
