@@ -372,3 +372,18 @@ def test_an_oversized_authorization_header_is_just_an_invalid_key(client):
     response = client.get("/api/ai/jobs", headers={"Authorization": "Bearer " + "k" * 5000})
 
     assert response.status_code == 401
+
+
+def test_no_key_or_prompt_text_reaches_the_logs(client, auth, api_key, worker, caplog):
+    caplog.set_level("DEBUG")
+    secret_prompt = "three red circles in a row for zanzibar-7731"
+
+    job = submit(client, auth, "canvas", {"prompt": secret_prompt}).get_json()
+    wait_for_status(client, job["id"], auth)
+    submit(client, auth, "canvas", {"prompt": "zanzibar-7731 gibberish qwerty"})
+    client.get("/api/ai/jobs", headers={"Authorization": "Bearer jobs_0000_wrong-zanzibar"})
+
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert caplog.records, "the run logged something, so the check below means something"
+    assert api_key.split("_", 2)[2] not in logged
+    assert "zanzibar" not in logged
