@@ -13,30 +13,26 @@ class ConfigError(ValueError):
     """An environment variable holds a value the service cannot use."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+def _number(env: Mapping[str, str], name: str, default, *, cast, minimum):
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = cast(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        kind = "an integer" if cast is int else "a number"
+        raise ConfigError(f"{name} must be {kind}, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    return _number(env, name, default, cast=int, minimum=minimum)
 
 
 def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    return value
+    return _number(env, name, default, cast=float, minimum=minimum)
 
 
 def _list(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
@@ -80,7 +76,7 @@ class Config:
     broker_max_retries: int = 5
     embedded_worker_threads: int = 2
     # Worker vitals: a running job's heartbeat is refreshed every interval; past the timeout the
-    # reaper treats its worker as dead. The reaper sweeps every reaper_interval_s, one process at a time.
+    # sweep treats its worker as dead. The sweep runs every reaper_interval_s, one process at a time.
     heartbeat_interval_s: float = 2.0
     heartbeat_timeout_s: float = 10.0
     reaper_interval_s: float = 1.0

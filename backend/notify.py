@@ -14,6 +14,8 @@ from collections import defaultdict
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
+from .outage import SkipAfterFailure
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "ai-jobs:job-changed"
@@ -77,19 +79,19 @@ class RedisNotifier:
         self.waiters = Waiters()
         self._listener: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self._skip_until = 0.0
+        self._redis_down = SkipAfterFailure(self.REDIS_DOWN_BACKOFF_S)
 
-    # After a failed publish, skip publishing this long: every write of a job publishes, and a
-    # worker must not stall on a connect timeout at each progress write while Redis is away.
+    # Every write of a job publishes: a worker must not stall on a connect timeout at each
+    # progress write while Redis is away, so after a failure publishing pauses this long.
     REDIS_DOWN_BACKOFF_S = 2.0
 
     def publish(self, job_id: str) -> None:
-        if time.monotonic() < self._skip_until:
+        if self._redis_down.skipping():
             return
         try:
             self._redis.publish(CHANNEL, job_id)
         except Exception:  # Redis down: waiters time out and re-read; nothing is lost
-            self._skip_until = time.monotonic() + self.REDIS_DOWN_BACKOFF_S
+            self._redis_down.failed()
             log.warning("could not publish a change of job %s; long polls will time out instead", job_id)
 
     def listen(self, job_ids: Iterable[str]):

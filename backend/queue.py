@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 import dramatiq
@@ -15,6 +14,7 @@ from dramatiq.brokers.stub import StubBroker
 from flask import Flask
 
 from .extensions import db
+from .outage import SkipAfterFailure
 from .vitals import WorkerVitals
 
 log = logging.getLogger(__name__)
@@ -52,18 +52,17 @@ class AppContextMiddleware(dramatiq.Middleware):
 class JobQueue:
     """Sends job messages. Sending never raises: a job left unsent stays queued for the sweep."""
 
-    # After a failed send, skip sending for this long: each try would cost a connect timeout, and
-    # the sweep resends every unsent job once the broker answers again.
+    # After a failed send, send nothing for this long; the sweep resends every unsent job.
     BROKER_DOWN_BACKOFF_S = 2.0
 
     def __init__(self, broker: dramatiq.Broker, run_job: dramatiq.Actor, vitals) -> None:
         self.broker = broker
         self.run_job = run_job
         self.vitals = vitals
-        self._skip_until = 0.0
+        self._broker_down = SkipAfterFailure(self.BROKER_DOWN_BACKOFF_S)
 
     def enqueue(self, job_id: str, *, delay_ms: int = 0, time_limit_s: float | None = None) -> bool:
-        if time.monotonic() < self._skip_until:
+        if self._broker_down.skipping():
             return False
         options: dict[str, Any] = {}
         if time_limit_s is not None:
@@ -71,7 +70,7 @@ class JobQueue:
         try:
             self.run_job.send_with_options(args=(job_id,), delay=delay_ms or None, **options)
         except Exception:  # the broker is down; the row is durable and the sweep resends it
-            self._skip_until = time.monotonic() + self.BROKER_DOWN_BACKOFF_S
+            self._broker_down.failed()
             log.warning("could not enqueue job %s; it stays queued until the broker is back", job_id)
             return False
         return True

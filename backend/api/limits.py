@@ -7,15 +7,12 @@ polls are not counted, so a page that polls politely never runs out.
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 import time
 
 from flask import Flask, request
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
-
-log = logging.getLogger(__name__)
 
 POLL_ENDPOINTS = {"jobs.JobStatusView", "jobs.JobStatuses"}
 

@@ -389,9 +389,6 @@ class JobService:
             return False
         delay_ms = self.retry_delay_ms(claim.attempt)
         now = utcnow()
-        if self.cancel_requested(claim):
-            self.mark_cancelled(claim)  # a retry must not outlive a cancel request
-            return False
         moved = self._write(
             claim.job_id,
             to=JobStatus.QUEUED,
@@ -406,12 +403,14 @@ class JobService:
                 "estimated_completion_at": None,
                 "enqueued_at": now + timedelta(milliseconds=delay_ms),
             },
+            # A retry must not outlive a cancel request.
             only_if=[Job.cancel_requested_at.is_(None)],
             message=f"Attempt {claim.attempt} failed ({code}); retrying in {delay_ms / 1000:.1f} s",
             now=now,
         )
         if moved is None:
-            self.mark_cancelled(claim)  # the only write that can beat this one is a cancel request
+            # A cancel request won (or the attempt was superseded, and this write is refused too).
+            self.mark_cancelled(claim)
             return False
         self._send(claim.job_id, claim.agent, delay_ms=delay_ms)
         return True
@@ -535,23 +534,21 @@ class JobService:
         """Send again the messages of queued jobs not claimed long after they were due."""
         now = utcnow()
         overdue = now - timedelta(seconds=self.config.queued_requeue_after_s)
-        rows = db.session.execute(
-            update(Job)
+        overdue_ids = (
+            select(Job.id)
             .where(
                 Job.status == JobStatus.QUEUED.value,
                 Job.cancel_requested_at.is_(None),
                 or_(Job.enqueued_at.is_(None), Job.enqueued_at < overdue),
-                Job.id.in_(
-                    select(Job.id)
-                    .where(
-                        Job.status == JobStatus.QUEUED.value,
-                        or_(Job.enqueued_at.is_(None), Job.enqueued_at < overdue),
-                    )
-                    .order_by(Job.id)
-                    .limit(limit)
-                    .scalar_subquery()
-                ),
             )
+            .order_by(Job.id)
+            .limit(limit)
+            .scalar_subquery()
+        )
+        rows = db.session.execute(
+            update(Job)
+            # The status is checked again by the UPDATE itself: a claim may land in between.
+            .where(Job.id.in_(overdue_ids), Job.status == JobStatus.QUEUED.value)
             .values(enqueued_at=now)
             .returning(Job.id, Job.agent)
             .execution_options(synchronize_session=False)
