@@ -13,7 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from .agents.base import AgentError, TransientAgentError
 from .extensions import db
 from .jobs.errors import JobCancelled
-from .jobs.service import AttemptSuperseded, Claim, JobService
+from .jobs.service import JobService
+from .jobs.transitions import AttemptSuperseded, Claim, Transitions
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class JobReporter:
     chatty agent costs the database a few writes per second at most.
     """
 
-    def __init__(self, service: JobService, claim: Claim, *, min_interval_s: float = 0.25, clock=time.monotonic):
+    def __init__(self, service: Transitions, claim: Claim, *, min_interval_s: float = 0.25, clock=time.monotonic):
         self._service = service
         self._claim = claim
         self._min_interval_s = min_interval_s
@@ -65,56 +66,57 @@ class JobReporter:
         self._last_stage = stage
 
 
-def _service() -> JobService:
-    return current_app.extensions["job_service"]
-
-
 def run_job(job_id: str) -> None:
     """Dramatiq actor body. Running it twice for one job is harmless: only one claim succeeds."""
-    service = _service()
-    claim = service.claim(job_id)
+    service: JobService = current_app.extensions["job_service"]
+    attempts = service.attempts
+    claim = attempts.claim(job_id)
     if claim is None:
         log.info("job %s is not queued (already claimed, finished or cancelled); skipping", job_id)
         return
     agent = service.agents.get(claim.agent)
     if agent is None:
-        service.fail(claim, "agent_unavailable", f"The agent {claim.agent!r} is not enabled on this worker.")
+        attempts.fail(claim, "agent_unavailable", f"The agent {claim.agent!r} is not enabled on this worker.")
         return
     vitals = current_app.extensions["job_queue"].vitals
     vitals.track(claim)
     try:
-        _run_claimed(service, agent, claim)
+        _run_claimed(attempts, agent, claim)
     except AttemptSuperseded:
-        # The job moved on (finished, cancelled, or handed to a newer attempt) while this attempt
-        # ran or recorded its outcome: drop the outcome, the newer state stands.
+        # The job moved on (finished, cancelled, or handed to a newer attempt after a stall) while
+        # this attempt ran: drop its outcome silently, the newer state stands.
         log.info("job %s attempt %s was superseded; dropping its outcome", job_id, claim.attempt)
     finally:
         vitals.untrack(claim)
 
 
-def _run_claimed(service: JobService, agent, claim: Claim) -> None:
+def _run_claimed(attempts: Transitions, agent, claim: Claim) -> None:
+    """Run the agent and record its outcome; every write is fenced on ``claim`` still owning the job."""
     job_id = claim.job_id
-    reporter = JobReporter(service, claim)
+    reporter = JobReporter(attempts, claim)
     try:
         result = agent.run(dict(claim.input), reporter)
         _check_result(result)
+    except AttemptSuperseded:
+        # Raised by a progress write or checkpoint: not the agent's failure, and not ours to record.
+        raise
     except JobCancelled:
-        service.mark_cancelled(claim)
+        attempts.mark_cancelled(claim)
     except TimeLimitExceeded:
         # The limit can strike mid-transaction (inside a progress write): start clean.
         db.session.rollback()
-        service.fail(
+        attempts.fail(
             claim,
             "timeout",
             f"The {claim.agent} agent did not finish within its time limit of {agent.time_limit_s:g} s.",
         )
     except TransientAgentError as exc:
-        service.retry_or_fail(claim, exc.code, exc.message)
+        attempts.retry_or_fail(claim, exc.code, exc.message)
     except (TimeoutError, ConnectionError) as exc:
         # An agent's own network call timed out or dropped: worth another attempt.
-        service.retry_or_fail(claim, "transient_error", f"The {claim.agent} agent hit a {type(exc).__name__}.")
+        attempts.retry_or_fail(claim, "transient_error", f"The {claim.agent} agent hit a {type(exc).__name__}.")
     except AgentError as exc:
-        service.fail(claim, exc.code, exc.message, retryable=exc.retryable)
+        attempts.fail(claim, exc.code, exc.message, retryable=exc.retryable)
     except SQLAlchemyError:
         # The database went away mid-job: nothing can be recorded now, so let Dramatiq retry the
         # message; the sweep requeues the job once its heartbeat goes stale.
@@ -122,11 +124,11 @@ def _run_claimed(service: JobService, agent, claim: Claim) -> None:
     except Exception as exc:
         log.exception("job %s: the %s agent raised unexpectedly", job_id, claim.agent)
         db.session.rollback()
-        service.fail(
+        attempts.fail(
             claim, "agent_crashed", f"The {claim.agent} agent stopped with an unexpected {type(exc).__name__}."
         )
     else:
-        if not service.succeed(claim, result):
+        if not attempts.succeed(claim, result):
             log.info("job %s finished after it was superseded; result dropped", job_id)
 
 
@@ -142,16 +144,3 @@ def _check_result(result: Any) -> None:
             f"The agent returned {size_bytes} bytes; results are limited to {MAX_RESULT_BYTES}.",
             code="invalid_result",
         )
-
-
-def give_up_on_job(message: dict[str, Any], retry_info: dict[str, Any]) -> None:
-    """Dramatiq's on_retry_exhausted target: the job's message is dead, so end the job visibly."""
-    job_id = (message.get("args") or [None])[0]
-    if not isinstance(job_id, str):
-        return
-    _service().fail_unfinished(
-        job_id,
-        "infrastructure_error",
-        f"The job could not be run after {retry_info.get('retries', 0) + 1} deliveries "
-        "because the service's database was unavailable.",
-    )

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 
+from backend import runner
 from backend.jobs.errors import JobAlreadyFinished, JobNotFound
 from backend.jobs.service import AttemptSuperseded, JobService
-from backend.models import Job, JobEvent
+from backend.models import Job, JobEvent, utcnow
 from backend.extensions import db
 from sqlalchemy import update
 
@@ -34,8 +36,8 @@ def _status(job_id: str) -> str:
 def test_a_job_can_be_claimed_only_once(service):
     job_id = _job(service)
 
-    first = service.claim(job_id)
-    second = service.claim(job_id)
+    first = service.attempts.claim(job_id)
+    second = service.attempts.claim(job_id)
 
     assert first is not None and first.attempt == 1
     assert second is None
@@ -48,7 +50,7 @@ def test_concurrent_claims_from_duplicate_deliveries_let_exactly_one_attempt_run
 
     def claim():
         with app.app_context():
-            claims.append(app.extensions["job_service"].claim(job_id))
+            claims.append(app.extensions["job_service"].attempts.claim(job_id))
 
     threads = [threading.Thread(target=claim) for _ in range(8)]
     for thread in threads:
@@ -61,36 +63,36 @@ def test_concurrent_claims_from_duplicate_deliveries_let_exactly_one_attempt_run
 
 def test_a_stale_worker_cannot_move_a_finished_job_back(service):
     job_id = _job(service)
-    claim = service.claim(job_id)
-    assert service.succeed(claim, {"ok": True})
+    claim = service.attempts.claim(job_id)
+    assert service.attempts.succeed(claim, {"ok": True})
 
-    assert service.fail(claim, "late", "a stale worker") is False
-    assert service.mark_cancelled(claim) is False
+    assert service.attempts.fail(claim, "late", "a stale worker") is False
+    assert service.attempts.mark_cancelled(claim) is False
     with pytest.raises(AttemptSuperseded):
-        service.record_progress(claim, 50, "late", "")
+        service.attempts.record_progress(claim, 50, "late", "")
     assert _status(job_id) == "succeeded"
 
 
 def test_a_superseded_attempt_cannot_write_over_the_next_one(service):
     job_id = _job(service)
-    old = service.claim(job_id)
-    assert service.retry_or_fail(old, "transient_error", "blip")
-    new = service.claim(job_id)
+    old = service.attempts.claim(job_id)
+    assert service.attempts.retry_or_fail(old, "transient_error", "blip")
+    new = service.attempts.claim(job_id)
 
     assert new.attempt == 2
     with pytest.raises(AttemptSuperseded):
-        service.record_progress(old, 90, "late", "")
-    assert service.succeed(old, {"from": "old"}) is False
-    assert service.succeed(new, {"from": "new"}) is True
+        service.attempts.record_progress(old, 90, "late", "")
+    assert service.attempts.succeed(old, {"from": "old"}) is False
+    assert service.attempts.succeed(new, {"from": "new"}) is True
     db.session.expire_all()
     assert db.session.get(Job, job_id).result == {"from": "new"}
 
 
 def test_every_change_bumps_the_version_and_appends_one_event(service):
     job_id = _job(service)
-    claim = service.claim(job_id)
-    service.record_progress(claim, 40, "plan", "halfway")
-    service.succeed(claim, {})
+    claim = service.attempts.claim(job_id)
+    service.attempts.record_progress(claim, 40, "plan", "halfway")
+    service.attempts.succeed(claim, {})
 
     db.session.expire_all()
     job = db.session.get(Job, job_id)
@@ -101,22 +103,21 @@ def test_every_change_bumps_the_version_and_appends_one_event(service):
 
 def test_a_cancel_request_is_seen_by_the_running_attempt(service):
     job_id = _job(service)
-    claim = service.claim(job_id)
+    claim = service.attempts.claim(job_id)
 
-    assert service.record_progress(claim, 10, "work", "") is False
+    assert service.attempts.record_progress(claim, 10, "work", "") is False
     service.cancel("alice", job_id)
 
-    assert service.cancel_requested(claim) is True
-    assert service.mark_cancelled(claim) is True
-    with pytest.raises(JobAlreadyFinished):
-        service.cancel("alice", job_id)
+    assert service.attempts.cancel_requested(claim) is True
+    assert service.attempts.mark_cancelled(claim) is True
+    assert _status(job_id) == "cancelled"
 
 
 def test_a_cancelled_queued_job_is_never_claimed(service):
     job_id = _job(service)
     service.cancel("alice", job_id)
 
-    assert service.claim(job_id) is None
+    assert service.attempts.claim(job_id) is None
     assert _status(job_id) == "cancelled"
 
 
@@ -130,17 +131,8 @@ def test_another_owner_cannot_cancel_or_read_a_job(service):
     assert _status(job_id) == "queued"
 
 
-def test_a_job_whose_message_was_given_up_on_ends_failed_with_a_clear_code(service):
-    job_id = _job(service)
-
-    assert service.fail_unfinished(job_id, "infrastructure_error", "gone")
-    db.session.expire_all()
-    job = db.session.get(Job, job_id)
-    assert (job.status, job.error_code, job.finished_at is not None) == ("failed", "infrastructure_error", True)
-
-
 def test_retry_delays_grow_exponentially_within_the_cap(service):
-    delays = [service.retry_delay_ms(attempt) for attempt in (1, 2, 3, 4, 5, 6)]
+    delays = [service.attempts.retry_delay_ms(attempt) for attempt in (1, 2, 3, 4, 5, 6)]
     base, cap = service.config.retry_backoff_base_ms, service.config.retry_backoff_max_ms
 
     for attempt, delay in enumerate(delays, start=1):
@@ -150,20 +142,20 @@ def test_retry_delays_grow_exponentially_within_the_cap(service):
 
 def test_a_transient_failure_after_a_cancel_request_ends_the_job_cancelled(service):
     job_id = _job(service)
-    claim = service.claim(job_id)
+    claim = service.attempts.claim(job_id)
     service.cancel("alice", job_id)
 
-    assert service.retry_or_fail(claim, "transient_error", "blip") is False
+    assert service.attempts.retry_or_fail(claim, "transient_error", "blip") is False
     assert _status(job_id) == "cancelled"
 
 
 def test_a_new_attempt_starts_without_the_previous_attempts_error(service):
     job_id = _job(service)
-    service.retry_or_fail(service.claim(job_id), "transient_error", "blip")
+    service.attempts.retry_or_fail(service.attempts.claim(job_id), "transient_error", "blip")
     db.session.expire_all()
     assert db.session.get(Job, job_id).error_code == "transient_error"  # visible while waiting
 
-    service.claim(job_id)
+    service.attempts.claim(job_id)
 
     db.session.expire_all()
     assert db.session.get(Job, job_id).error_code is None
@@ -171,24 +163,95 @@ def test_a_new_attempt_starts_without_the_previous_attempts_error(service):
 
 def test_a_cancel_that_races_a_requeue_still_ends_the_job_cancelled(app, service):
     job_id = _job(service)
-    claim = service.claim(job_id)
+    claim = service.attempts.claim(job_id)
     service.cancel("alice", job_id)  # lands while the attempt is running
     # As if the sweep had read the job before the cancel and requeued it after: only a row with no
     # cancel request may be requeued, so the requeue loses and the next sweep pass cancels it.
     db.session.execute(update(Job).where(Job.id == job_id).values(status="queued"))
     db.session.commit()
 
-    assert service.claim(job_id) is None
-    assert service.cancel_requested_queued() == 1
+    assert service.attempts.claim(job_id) is None
+    assert service.sweep.cancel_requested_queued() == 1
     assert _status(job_id) == "cancelled"
     assert claim.attempt == 1
 
 
-def test_a_message_given_up_on_fails_only_a_job_still_waiting_for_it(service):
-    waiting = _job(service)
-    running = _job(service)
-    service.claim(running)
+# ---- a stalled worker (SIGSTOP, a long GC pause, a partition) thawed after its job moved on ------
 
-    assert service.fail_unfinished(waiting, "infrastructure_error", "gone") is True
-    assert service.fail_unfinished(running, "infrastructure_error", "gone") is False
-    assert (_status(waiting), _status(running)) == ("failed", "running")
+
+def _stall_past_the_heartbeat_timeout(job_id: str) -> None:
+    db.session.execute(
+        update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow() - timedelta(seconds=60))
+    )
+    db.session.commit()
+
+
+def test_a_worker_thawed_after_its_job_was_requeued_drops_its_outcome_and_the_job_runs_again(service):
+    job_id = _job(service, steps=2, delay_ms=0)
+    frozen = service.attempts.claim(job_id)
+    _stall_past_the_heartbeat_timeout(job_id)
+    assert service.sweep.reap_stale_running()["requeued"] == 1
+
+    # Thawed: its agent reports progress, which finds the job no longer its own.
+    with pytest.raises(AttemptSuperseded):
+        runner._run_claimed(service.attempts, service.agents["echo"], frozen)
+
+    assert _status(job_id) == "queued"
+    again = service.attempts.claim(job_id)
+    runner._run_claimed(service.attempts, service.agents["echo"], again)
+    db.session.expire_all()
+    job = db.session.get(Job, job_id)
+    assert (job.status, job.attempts, job.error_code) == ("succeeded", 2, None)
+
+
+def test_a_superseded_attempt_cannot_fail_or_cancel_a_requeued_job(service):
+    job_id = _job(service)
+    frozen = service.attempts.claim(job_id)
+    _stall_past_the_heartbeat_timeout(job_id)
+    service.sweep.reap_stale_running()
+
+    assert service.attempts.fail(frozen, "agent_crashed", "thawed") is False
+    assert service.attempts.mark_cancelled(frozen) is False
+    assert service.attempts.retry_or_fail(frozen, "transient_error", "thawed") is False
+    assert service.attempts.heartbeat([frozen]) == 0
+    with pytest.raises(AttemptSuperseded):
+        service.attempts.cancel_requested(frozen)
+    assert _status(job_id) == "queued"
+
+
+# ---- cancel is idempotent --------------------------------------------------------------------
+
+
+def test_cancelling_a_cancelled_job_again_answers_with_the_job(service):
+    job_id = _job(service)
+    first = service.cancel("alice", job_id)
+    version = first.version
+
+    again = service.cancel("alice", job_id)
+
+    assert again.status == "cancelled"
+    assert again.version == version  # nothing was written the second time
+
+
+def test_cancelling_a_running_job_twice_requests_it_once(service):
+    job_id = _job(service)
+    service.attempts.claim(job_id)
+    first = service.cancel("alice", job_id)
+
+    again = service.cancel("alice", job_id)
+
+    assert (again.status, again.version) == ("running", first.version)
+    assert again.cancel_requested_at is not None
+
+
+@pytest.mark.parametrize("ending", ["succeed", "fail"])
+def test_only_a_job_that_succeeded_or_failed_refuses_a_cancel(service, ending):
+    job_id = _job(service)
+    claim = service.attempts.claim(job_id)
+    if ending == "succeed":
+        service.attempts.succeed(claim, {})
+    else:
+        service.attempts.fail(claim, "boom", "it broke")
+
+    with pytest.raises(JobAlreadyFinished):
+        service.cancel("alice", job_id)

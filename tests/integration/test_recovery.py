@@ -29,7 +29,7 @@ def config(config):
 def _abandon_running(app, job_id: str, seconds_ago: float = 5.0) -> None:
     """Claim the job as a worker would, then 'die': no heartbeat ever comes again."""
     with app.app_context():
-        claim = app.extensions["job_service"].claim(job_id)
+        claim = app.extensions["job_service"].attempts.claim(job_id)
         assert claim is not None
         db.session.execute(
             update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow() - timedelta(seconds=seconds_ago))
@@ -68,8 +68,8 @@ def test_a_live_worker_keeps_a_long_job_alive_with_heartbeats(client, auth, work
 
 
 def test_a_job_being_cancelled_when_its_worker_died_ends_cancelled_not_requeued(app, client, auth, worker):
+    worker.pause()  # before the submit: a live worker must not take the job first
     job = submit(client, auth, "echo", {}).get_json()
-    worker.pause()
     _abandon_running(app, job["id"])
     client.post(f"/api/ai/jobs/{job['id']}/cancel", headers=auth)
     worker.resume()
@@ -175,3 +175,41 @@ def test_right_after_a_database_outage_running_jobs_are_not_judged_by_their_hear
 
     assert during["requeued"] == 0
     assert after["requeued"] == 1
+
+
+def _messages_in_broker(redis_url: str) -> int:
+    """Job messages Redis holds: waiting, delayed, or fetched by a worker and not yet acked."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    return client.hlen("dramatiq:jobs.msgs") + client.hlen("dramatiq:jobs.DQ.msgs")
+
+
+def test_a_backlog_longer_than_the_requeue_period_gets_no_duplicate_messages(app, client, auth):
+    # 12 jobs of 0.4 s on one worker thread: about 5 s of work, five times QUEUED_REQUEUE_AFTER_S.
+    ids = [submit(client, auth, "echo", {"steps": 4, "delay_ms": 100}).get_json()["id"] for _ in range(12)]
+    redis_url = app.extensions["config"].redis_url
+    broker = app.extensions["job_queue"].broker
+    broker.emit_after("process_boot")
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=100)
+    worker.start()
+    worst_excess = 0
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with app.app_context():
+                unfinished = db.session.scalar(
+                    text("SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')")
+                )
+                db.session.rollback()
+            worst_excess = max(worst_excess, _messages_in_broker(redis_url) - unfinished)
+            if unfinished == 0:
+                break
+            time.sleep(0.1)
+    finally:
+        worker.stop()
+
+    finals = [client.get(f"/api/ai/jobs/{i}", headers=auth).get_json() for i in ids]
+    assert [f["status"] for f in finals] == ["succeeded"] * 12
+    assert [f["attempts"] for f in finals] == [1] * 12
+    assert worst_excess <= 2, f"the broker held {worst_excess} more messages than unfinished jobs"

@@ -1,0 +1,328 @@
+"""Every change of a job's row, and the fence that keeps a superseded attempt from writing.
+
+All writes go through ``Transitions.write``: one conditional UPDATE (compare-and-set on the status)
+that bumps ``version`` and appends the matching ``job_events`` row in one transaction. A write made
+on behalf of an attempt is fenced (``attempt_owns_job``): it applies only while that attempt still
+owns the job, that is while the job is ``running`` that very attempt. A duplicate delivery, a worker
+thawed after a stall, or a racing cancel therefore loses the race instead of moving a job backwards,
+out of a terminal state, or out of the hands of the attempt that replaced it.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+from sqlalchemy import select, update
+
+from ..extensions import db
+from ..models import Job, JobEvent, utcnow
+from .status import JobStatus, sources_of
+
+_RETURNED = (
+    Job.version,
+    Job.status,
+    Job.attempts,
+    Job.agent,
+    Job.input,
+    Job.progress_percent,
+    Job.progress_stage,
+    Job.progress_message,
+    Job.cancel_requested_at,
+)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on one attempt of a job; every write it makes is fenced by ``attempt``."""
+
+    job_id: str
+    agent: str
+    input: dict[str, Any]
+    attempt: int
+    started_at: datetime
+
+
+class AttemptSuperseded(Exception):
+    """The job no longer belongs to this attempt (finished, cancelled or handed to another worker)."""
+
+
+def attempt_owns_job(attempt: int) -> list[Any]:
+    """The fence: the conditions under which attempt ``attempt`` may still write its job.
+
+    ``attempts`` only grows at a claim, so "running, same attempt" is true for exactly one attempt
+    at a time; once the sweep requeues the job, or another worker claims it, the old attempt's
+    writes match no row.
+    """
+    return [Job.status == JobStatus.RUNNING.value, Job.attempts == attempt]
+
+
+class Transitions:
+    """The job's state machine on the database: user-driven and worker-driven moves."""
+
+    def __init__(self, *, config, notifier, estimator, messages) -> None:
+        self.config = config
+        self.notifier = notifier
+        self.estimator = estimator
+        self.messages = messages
+
+    # ---- what a worker does with its attempt --------------------------------------------------
+
+    def claim(self, job_id: str) -> Claim | None:
+        """Start the next attempt of a queued job, or None if it is not ours to run.
+
+        Delivery is at-least-once: a duplicate message finds the job already running or finished
+        and is skipped here.
+        """
+        agent = db.session.scalar(select(Job.agent).where(Job.id == job_id))
+        if agent is None:
+            db.session.rollback()
+            return None
+        now = utcnow()
+        row = self.write(
+            job_id,
+            to=JobStatus.RUNNING,
+            when=[JobStatus.QUEUED],
+            values={
+                "attempts": Job.attempts + 1,
+                "started_at": now,
+                "heartbeat_at": now,
+                "next_attempt_at": None,
+                "progress_stage": "starting",
+                "progress_message": None,
+                "estimated_completion_at": self.estimator.estimate(agent, now, now, 0.0),
+                # The last attempt's error stays in the history; the new attempt starts clean.
+                "error_code": None,
+                "error_message": None,
+                "error_retryable": None,
+            },
+            # A queued job with a cancel request is never started; the sweep ends it cancelled.
+            only_if=[Job.cancel_requested_at.is_(None)],
+            message_from=lambda r: f"Attempt {r.attempts} started",
+            now=now,
+        )
+        if row is None:
+            return None
+        return Claim(job_id=job_id, agent=row.agent, input=row.input, attempt=row.attempts, started_at=now)
+
+    def record_progress(self, claim: Claim, percent: float, stage: str, message: str) -> bool:
+        """Persist progress (and a heartbeat); returns whether a cancel was requested.
+
+        Raises AttemptSuperseded when the attempt no longer owns the job.
+        """
+        now = utcnow()
+        percent = max(0.0, min(100.0, float(percent)))
+        values = {
+            "progress_percent": percent,
+            "progress_stage": stage[:64],
+            "progress_message": message[:500] if message else None,
+            "heartbeat_at": now,
+            "estimated_completion_at": self.estimator.estimate(claim.agent, claim.started_at, now, percent),
+        }
+        row = self.write(claim.job_id, to=None, attempt=claim.attempt, values=values, now=now)
+        if row is None:
+            raise AttemptSuperseded()
+        return row.cancel_requested_at is not None
+
+    def cancel_requested(self, claim: Claim) -> bool:
+        """Whether the job was asked to stop; raises AttemptSuperseded if it is no longer ours."""
+        row = db.session.execute(
+            select(Job.cancel_requested_at).where(Job.id == claim.job_id, *attempt_owns_job(claim.attempt))
+        ).one_or_none()
+        db.session.rollback()  # end the read transaction: workers hold no transaction between writes
+        if row is None:
+            raise AttemptSuperseded()
+        return row.cancel_requested_at is not None
+
+    def succeed(self, claim: Claim, result: dict[str, Any]) -> bool:
+        now = utcnow()
+        return self.write(
+            claim.job_id,
+            to=JobStatus.SUCCEEDED,
+            attempt=claim.attempt,
+            values={
+                "result": result,
+                "finished_at": now,
+                "estimated_completion_at": None,
+                "progress_percent": 100.0,
+                "progress_stage": "done",
+                "progress_message": None,
+                "error_code": None,
+                "error_message": None,
+                "error_retryable": None,
+            },
+            message="Succeeded",
+            now=now,
+        ) is not None
+
+    def fail(self, claim: Claim, code: str, message: str, *, retryable: bool = False) -> bool:
+        return self.end_failed(claim.job_id, code, message, retryable, attempt=claim.attempt)
+
+    def mark_cancelled(self, claim: Claim) -> bool:
+        now = utcnow()
+        return self.write(
+            claim.job_id,
+            to=JobStatus.CANCELLED,
+            attempt=claim.attempt,
+            values={"finished_at": now, "estimated_completion_at": None},
+            message="Cancelled at a checkpoint",
+            now=now,
+        ) is not None
+
+    def retry_or_fail(self, claim: Claim, code: str, message: str) -> bool:
+        """After a transient failure: queue the next attempt with backoff, or fail if none is left.
+
+        Returns True when another attempt was scheduled.
+        """
+        if claim.attempt >= self.config.max_attempts:
+            self.end_failed(
+                claim.job_id,
+                code,
+                f"{message} (gave up after {claim.attempt} attempts)",
+                True,
+                attempt=claim.attempt,
+            )
+            return False
+        delay_ms = self.retry_delay_ms(claim.attempt)
+        now = utcnow()
+        next_message = self.messages.new(claim.job_id, claim.agent)
+        moved = self.write(
+            claim.job_id,
+            to=JobStatus.QUEUED,
+            attempt=claim.attempt,
+            values={
+                "next_attempt_at": now + timedelta(milliseconds=delay_ms),
+                "error_code": code,
+                "error_message": message,
+                "error_retryable": True,
+                "progress_stage": "waiting to retry",
+                "estimated_completion_at": None,
+                "enqueued_at": now + timedelta(milliseconds=delay_ms),
+                "message_id": next_message.message_id,
+            },
+            # A retry must not outlive a cancel request.
+            only_if=[Job.cancel_requested_at.is_(None)],
+            message=f"Attempt {claim.attempt} failed ({code}); retrying in {delay_ms / 1000:.1f} s",
+            now=now,
+        )
+        if moved is None:
+            # A cancel request won; if instead the attempt was superseded, this write is refused too.
+            self.mark_cancelled(claim)
+            return False
+        self.messages.send(next_message, delay_ms=delay_ms)
+        return True
+
+    def retry_delay_ms(self, attempt: int) -> int:
+        """Exponential backoff with "equal jitter": uniform in [ceiling/2, ceiling], where
+        ceiling = min(cap, base * 2^(attempt-1)). Half the wait is kept so retries never bunch up
+        at zero; the random half spreads jobs that failed together."""
+        ceiling = min(self.config.retry_backoff_max_ms, self.config.retry_backoff_base_ms * 2 ** (attempt - 1))
+        return random.randint(ceiling // 2, ceiling) if ceiling > 0 else 0
+
+    def heartbeat(self, claims: Iterable[Claim]) -> int:
+        """Refresh the heartbeat of running attempts; not a visible change, so no version bump."""
+        now = utcnow()
+        touched = 0
+        for claim in claims:
+            result = db.session.execute(
+                update(Job)
+                .where(Job.id == claim.job_id, *attempt_owns_job(claim.attempt))
+                .values(heartbeat_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            touched += result.rowcount
+        db.session.commit()
+        return touched
+
+    # ---- the one write path -------------------------------------------------------------------
+
+    def end_failed(
+        self,
+        job_id: str,
+        code: str,
+        message: str,
+        retryable: bool,
+        *,
+        attempt: int | None,
+        when: Iterable[JobStatus] = (),
+    ) -> bool:
+        """End the job ``failed``: on behalf of ``attempt`` (fenced), or from one of ``when``."""
+        now = utcnow()
+        return self.write(
+            job_id,
+            to=JobStatus.FAILED,
+            when=when,
+            attempt=attempt,
+            values={
+                "finished_at": now,
+                "estimated_completion_at": None,
+                "error_code": code,
+                "error_message": message[:2000],
+                "error_retryable": retryable,
+                "next_attempt_at": None,
+            },
+            message=f"Failed: {code}",
+            now=now,
+        ) is not None
+
+    def write(
+        self,
+        job_id: str,
+        *,
+        to: JobStatus | None,
+        values: dict[str, Any],
+        now: datetime,
+        when: Iterable[JobStatus] = (),
+        attempt: int | None = None,
+        only_if: Iterable[Any] = (),
+        message: str | None = None,
+        message_from=None,
+    ):
+        """Compare-and-set: apply ``values`` (and the move to ``to``) only if the job allows it.
+
+        With ``attempt``, the write is made on behalf of that attempt and applies only while it owns
+        the job (``attempt_owns_job``); otherwise the job must be in one of ``when``. ``to=None``
+        keeps the status (a progress or cancel-request write). Returns the changed row (truthy) or
+        None; on success the change is committed together with its history event.
+        """
+        if attempt is not None:
+            conditions = [Job.id == job_id, *attempt_owns_job(attempt)]
+            if to is not None and JobStatus.RUNNING not in sources_of(to):
+                raise ValueError(f"an attempt cannot move its job to {to.value}")
+        else:
+            allowed = set(when) if to is None else set(when) & sources_of(to)
+            if not allowed:
+                raise ValueError("a write needs an attempt or the statuses it may start from")
+            conditions = [Job.id == job_id, Job.status.in_([s.value for s in allowed])]
+        conditions.extend(only_if)
+        changes = dict(values, version=Job.version + 1, updated_at=now)
+        if to is not None:
+            changes["status"] = to.value
+        result = db.session.execute(
+            update(Job)
+            .where(*conditions)
+            .values(**changes)
+            .returning(*_RETURNED)
+            .execution_options(synchronize_session=False)
+        )
+        row = result.one_or_none()
+        if row is None:
+            db.session.rollback()
+            return None
+        if message_from is not None:
+            message = message_from(row)
+        db.session.add(
+            JobEvent(
+                job_id=job_id,
+                seq=row.version,
+                at=now,
+                status=row.status,
+                percent=row.progress_percent,
+                stage=row.progress_stage,
+                message=message or row.progress_message,
+            )
+        )
+        db.session.commit()
+        self.notifier.publish(job_id)
+        return row
