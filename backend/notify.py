@@ -2,12 +2,15 @@
 
 A waiting request holds no database connection, only a ``threading.Event``. In production the
 signal crosses processes over Redis pub/sub (workers publish, every web process listens on one
-connection); embedded, it stays in the process. A lost signal costs latency, never correctness:
-a waiter re-reads the job when it wakes or times out.
+connection); embedded, it stays in the process. A waiter subscribes *before* it reads the job, and
+the subscription is confirmed by Redis before ``listen`` lets it read, so a change that commits
+after the read always wakes it. A lost signal (Redis away) costs latency, never correctness: a
+waiter re-reads the job when its wait ends.
 """
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import defaultdict
@@ -30,8 +33,7 @@ class Waiters:
 
     @contextmanager
     def listen(self, job_ids: Iterable[str]) -> Iterator[threading.Event]:
-        """An event set when one of ``job_ids`` changes. Listen *before* reading the jobs, so a
-        change that lands between the read and the wait is not missed."""
+        """An event set when one of ``job_ids`` changes."""
         event = threading.Event()
         ids = list(job_ids)
         with self._lock:
@@ -54,6 +56,20 @@ class Waiters:
         for event in events:
             event.set()
 
+    def wake_all(self) -> None:
+        """Wake every waiter: they re-read, so a change missed while the signal was down is seen."""
+        with self._lock:
+            events = {event for waiting in self._by_job.values() for event in waiting}
+        for event in events:
+            event.set()
+
+    def waiting(self, job_id: str | None = None) -> int:
+        """How many waits are parked (on ``job_id``, or on any job)."""
+        with self._lock:
+            if job_id is not None:
+                return len(self._by_job.get(job_id, ()))
+            return len({event for waiting in self._by_job.values() for event in waiting})
+
 
 class InProcessNotifier:
     """The embedded mode's notifier: publisher and waiters share one process."""
@@ -69,21 +85,38 @@ class InProcessNotifier:
 
 
 class RedisNotifier:
-    """Publishes on a Redis channel; one daemon thread per process relays messages to local waiters."""
+    """Publishes on a Redis channel; one daemon thread per process relays messages to local waiters.
 
-    def __init__(self, redis_url: str) -> None:
-        import redis
-
-        self._redis = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
-        self._listen_redis = redis.Redis.from_url(redis_url, socket_connect_timeout=2)
-        self.waiters = Waiters()
-        self._listener: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-        self._redis_down = SkipAfterFailure(self.REDIS_DOWN_BACKOFF_S)
+    The listener pings its connection every ``health_check_interval_s`` and treats a connection
+    that answers nothing for two intervals as dead (a half-open TCP connection raises no error; it
+    just goes silent). It then reconnects with exponential backoff and full jitter, and after every
+    reconnect wakes all local waiters, since a change may have been published while it was away.
+    """
 
     # Every write of a job publishes: a worker must not stall on a connect timeout at each
     # progress write while Redis is away, so after a failure publishing pauses this long.
     REDIS_DOWN_BACKOFF_S = 2.0
+    RECONNECT_MIN_S = 0.1
+    RECONNECT_MAX_S = 5.0
+
+    def __init__(
+        self, redis_url: str, *, health_check_interval_s: float = 5.0, subscribe_timeout_s: float = 2.0
+    ) -> None:
+        import redis
+
+        self._redis_url = redis_url
+        self._redis = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
+        self.health_check_interval_s = health_check_interval_s
+        # How long a long poll waits for the listener's subscription before it reads anyway (Redis
+        # down: it then waits its whole length and re-reads).
+        self.subscribe_timeout_s = subscribe_timeout_s
+        self.waiters = Waiters()
+        self._subscribed = threading.Event()
+        self._listener: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._redis_down = SkipAfterFailure(self.REDIS_DOWN_BACKOFF_S, component="notifier")
+        # Confirmed subscriptions of this process's listener: more than one means it reconnected.
+        self.subscriptions = 0
 
     def publish(self, job_id: str) -> None:
         if self._redis_down.skipping():
@@ -94,9 +127,18 @@ class RedisNotifier:
             self._redis_down.failed()
             log.warning("could not publish a change of job %s; long polls will time out instead", job_id)
 
-    def listen(self, job_ids: Iterable[str]):
+    @contextmanager
+    def listen(self, job_ids: Iterable[str]) -> Iterator[threading.Event]:
+        """Park on ``job_ids``; on entry the subscription is confirmed, so read the jobs after it."""
         self._ensure_listening()
-        return self.waiters.listen(job_ids)
+        if not self._subscribed.wait(self.subscribe_timeout_s):
+            log.warning("job change listener is not subscribed; this long poll may run its full length")
+        with self.waiters.listen(job_ids) as event:
+            yield event
+
+    @property
+    def subscribed(self) -> bool:
+        return self._subscribed.is_set()
 
     def _ensure_listening(self) -> None:
         # Started lazily: worker processes only publish, and gunicorn forks after import.
@@ -108,17 +150,56 @@ class RedisNotifier:
                 self._listener.start()
 
     def _listen(self) -> None:
+        failures = 0
         while True:
             try:
-                pubsub = self._listen_redis.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(CHANNEL)
-                for message in pubsub.listen():
-                    data = message.get("data")
-                    if isinstance(data, bytes):
-                        self.waiters.wake(data.decode())
-            except Exception:
-                log.warning("job change listener lost Redis; reconnecting in 1 s")
-                time.sleep(1)
+                self._relay_until_the_connection_fails()
+            except Exception as exc:
+                was_subscribed = self._subscribed.is_set()
+                self._subscribed.clear()
+                failures = 0 if was_subscribed else failures + 1
+                ceiling_s = min(self.RECONNECT_MAX_S, self.RECONNECT_MIN_S * 2**failures)
+                delay_s = random.uniform(self.RECONNECT_MIN_S, ceiling_s)
+                log.warning("job change listener lost Redis (%s); reconnecting in %.1f s", type(exc).__name__, delay_s)
+                time.sleep(delay_s)
+
+    def _relay_until_the_connection_fails(self) -> None:
+        import redis
+
+        interval_s = self.health_check_interval_s
+        client = redis.Redis.from_url(self._redis_url, socket_connect_timeout=2, socket_timeout=interval_s)
+        pubsub = client.pubsub()
+        try:
+            pubsub.subscribe(CHANNEL)
+            last_heard = last_ping = time.monotonic()
+            while True:
+                message = pubsub.get_message(timeout=min(1.0, interval_s))
+                now = time.monotonic()
+                if message is not None:
+                    last_heard = now
+                    self._handle(message)
+                if now - last_heard > 2 * interval_s:
+                    raise ConnectionError(f"no answer from Redis for {now - last_heard:.1f} s")
+                if now - last_ping >= interval_s:
+                    pubsub.ping()
+                    last_ping = now
+        finally:
+            pubsub.close()
+            client.close()
+
+    def _handle(self, message: dict) -> None:
+        kind = message.get("type")
+        if kind == "message":
+            data = message.get("data")
+            if isinstance(data, bytes):
+                self.waiters.wake(data.decode())
+        elif kind == "subscribe":
+            if self.subscriptions:
+                # Changes published while the listener was away reached nobody: let every parked
+                # wait re-read now rather than at the end of its wait.
+                self.waiters.wake_all()
+            self.subscriptions += 1
+            self._subscribed.set()
 
 
 def build_notifier(config):

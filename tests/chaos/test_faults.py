@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import re
+import signal
 import threading
 import time
 from collections import Counter
@@ -421,3 +422,64 @@ def test_live_jobs_are_not_requeued_after_a_database_outage_longer_than_the_hear
 
     assert all(job["status"] == "succeeded" for job in finals.values())
     assert all(n == 1 for n in runs.values()), "a live job was requeued and ran a second time"
+
+
+# ---- 8 (issue 7, item 1): a worker frozen past the heartbeat timeout, then thawed ----------------
+
+
+def test_a_worker_thawed_after_its_job_was_requeued_cannot_end_it(make_cluster):
+    # Prefetch 1: a busy worker thread fetches nothing more, so which worker runs what is known.
+    one_at_a_time = {"dramatiq_queue_prefetch": "1"}
+    cluster = make_cluster(env={**FAST, **one_at_a_time}, workers=1, worker_threads=1)
+    api = cluster.api
+    frozen_job = api.submit({"steps": 40, "delay_ms": 250, "payload": "X"}).json()["id"]
+    wait_until(lambda: api.job(frozen_job)["status"] == "running", timeout_s=20, interval_s=0.1,
+               what="job X running on worker A")
+    cluster.workers.add(env=one_at_a_time)  # worker B, kept busy so X waits in the queue after the requeue
+    busy_job = api.submit({"steps": 40, "delay_ms": 500, "payload": "Y"}).json()["id"]
+    wait_until(lambda: api.job(busy_job)["status"] == "running", timeout_s=20, interval_s=0.1,
+               what="job Y running on worker B")
+
+    worker_a = cluster.workers.slots[0].proc
+    worker_a.signal_group(signal.SIGSTOP)  # a long GC pause, a VM stall, a partition
+    try:
+        wait_until(lambda: api.job(frozen_job)["status"] == "queued", timeout_s=30, interval_s=0.2,
+                   what="job X requeued by worker B's sweep")
+    finally:
+        worker_a.signal_group(signal.SIGCONT)
+    final = api.wait_terminal(frozen_job, timeout_s=90)
+    events = api.events(frozen_job)
+    superseded = cluster.grep_logs("was superseded", prefix="worker-0")
+    print(f"\n[chaos] test8 final={final['status']} error={final['error']} attempts={api.job(frozen_job)['attempts']} "
+          f"superseded_logged={len(superseded)} {cluster.log_summary()}")
+    print(_format_events(events))
+
+    assert final["status"] == "succeeded", _format_events(events)
+    assert not any(e["status"] == "failed" for e in events), _format_events(events)
+    assert api.job(frozen_job)["attempts"] == 2
+    assert api.wait_terminal(busy_job, timeout_s=60)["status"] == "succeeded"
+
+
+# ---- 9 (issue 7, item 2): a database outage longer than the broker's retries ---------------------
+
+
+def test_a_database_outage_longer_than_the_broker_retries_fails_no_job(make_cluster):
+    cluster = make_cluster(env={**FAST, "QUEUED_REQUEUE_AFTER_S": "5"}, workers=2)
+    api = cluster.api
+    responses = cluster.submit_many([{"steps": 2, "delay_ms": 500, "payload": n} for n in range(20)])
+    assert all(r.status == 202 for r in responses)
+    ids = [r.json()["id"] for r in responses]
+    cluster.pg.stop_fast()  # the messages' retries (about 30 s in all) run out during the outage
+    time.sleep(60)
+    cluster.pg.start()
+    up_at = time.monotonic()
+    finals = api.wait_all_terminal(ids, timeout_s=120, interval_s=1.0)
+    done_s = time.monotonic() - up_at
+    statuses = Counter(job["status"] for job in finals.values())
+    dead_lettered = cluster.grep_logs("Retries exceeded", prefix="worker-")
+    print(f"\n[chaos] test9 outage_s=60 statuses={dict(statuses)} all_done_after_restart_s={done_s:.1f} "
+          f"dead_lettered_logged={len(dead_lettered)} {cluster.log_summary()}")
+    for job in [j for j in finals.values() if j["status"] != "succeeded"][:3]:
+        print(f"[chaos] {job['id']} {job['status']} {job['error']}\n{_format_events(api.events(job['id']))}")
+
+    assert statuses == Counter({"succeeded": len(ids)}), statuses
