@@ -1,4 +1,13 @@
-/** Randomised waits: full-jitter backoff after failures, small jitter on steady polls, Retry-After parsing. */
+/**
+ * Randomised waits: full-jitter backoff after failures, small jitter on steady polls and on top of
+ * Retry-After, Retry-After parsing.
+ */
+
+/** Share of a Retry-After wait that may be added on top of it, at most RETRY_AFTER_JITTER_MAX_MS. */
+export const RETRY_AFTER_JITTER_RATIO = 0.1;
+
+/** Most jitter ever added on top of a Retry-After wait: the header's own resolution (whole seconds). */
+export const RETRY_AFTER_JITTER_MAX_MS = 1000;
 
 /**
  * "Full jitter" backoff (AWS): a uniform draw in [0, min(maxDelayMs, baseDelayMs * 2^retryIndex)).
@@ -22,6 +31,19 @@ export function fullJitterDelayMs(retryIndex, {baseDelayMs, maxDelayMs}, random 
  */
 export function jitterDelayMs(ms, ratio, random = Math.random) {
 	return ms * (1 + (ratio * ((2 * random()) - 1)));
+}
+
+/**
+ * A random extra wait in [0, min(10 % of waitMs, 1 s)) to add on top of a Retry-After wait, never below it.
+ * Clients refused together get the same Retry-After and would all come back at the same instant; the
+ * spread desynchronises them. No client waits more than a tenth longer than the server asked, nor more
+ * than one second longer: the header's own resolution, which the server's rounding already spends.
+ * @param {number} waitMs the Retry-After wait, already capped
+ * @param {() => number} [random] returns a number in [0, 1)
+ * @returns {number}
+ */
+export function retryAfterJitterMs(waitMs, random = Math.random) {
+	return random() * Math.min(Math.max(waitMs, 0) * RETRY_AFTER_JITTER_RATIO, RETRY_AFTER_JITTER_MAX_MS);
 }
 
 /**

@@ -3,8 +3,9 @@
  *
  * A Web Lock per job elects the tab that polls (`ifAvailable` answers at once; a losing tab then queues a
  * plain request, which the browser grants when the holder releases it or its tab closes). The leader
- * shares what it learns on a BroadcastChannel. A visible tab steals the lock from a hidden leader, since a
- * hidden leader polls slowly. Without both APIs every tab polls for itself.
+ * shares what it learns on a BroadcastChannel. Another tab may steal the lock (claim) and a leader may
+ * hand it back (stepDown); when to do either is decided in leadership.js. Without both APIs every tab
+ * polls for itself.
  */
 
 /**
@@ -68,7 +69,7 @@ export class Election {
 		this.#request({ifAvailable: true});
 	}
 
-	/** Take the lock from whichever tab holds it (used when this tab becomes visible). */
+	/** Take the lock from whichever tab holds it, even one that is frozen and will never let it go. */
 	claim() {
 		if (this.#stopped || this.role === 'leader') {
 			return;
@@ -77,6 +78,20 @@ export class Election {
 		this.#controller.abort();
 		this.#controller = new AbortController();
 		this.#request({steal: true});
+	}
+
+	/**
+	 * Hand the job to a newer leader: let the lock go, if this tab still holds it, and queue for it again.
+	 * A tab that leads without a lock (the manager refused) keeps polling for itself.
+	 */
+	stepDown() {
+		if (this.#stopped || this.role !== 'leader' || this.#tenure === null) {
+			return;
+		}
+
+		this.#tenure.resolve();
+		this.#tenure = null;
+		this.#follow();
 	}
 
 	/** Give up leadership or stop waiting for it. */

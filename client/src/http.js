@@ -40,6 +40,15 @@ function isProblem(contentType, body) {
 	return /application\/problem\+json/i.test(contentType) || ('title' in body && 'status' in body);
 }
 
+/**
+ * The path of one job's resource; the id is encoded, so an odd id cannot reach another route.
+ * @param {string} id
+ * @returns {string}
+ */
+export function jobPath(id) {
+	return `/api/ai/jobs/${encodeURIComponent(id)}`;
+}
+
 export class Transport {
 	#baseUrl;
 	#fetch;

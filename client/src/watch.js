@@ -25,6 +25,8 @@ import {isTerminalStatus} from './schedule.js';
  * @property {boolean} paused paused with pause(id)
  * @property {'leader' | 'follower' | null} role null until the election answers, and while paused
  * @property {import('./coordination.js').Election | null} election
+ * @property {number | null} leaderSince epoch ms this tab became the job's leader; orders two leaders
+ * @property {number | null} takeoverAt epoch ms a follower takes over unless the leader is heard from first
  * @property {number | null} nextPollAt epoch ms; null when this tab does not poll the job
  * @property {number | null} resumeAt a persisted due time, applied once this tab is elected
  * @property {number} attempt consecutive failed polls
@@ -61,6 +63,8 @@ export function createWatch(id, saved, deadlineMs, now) {
 		paused: saved?.paused === true,
 		role: null,
 		election: null,
+		leaderSince: null,
+		takeoverAt: null,
 		nextPollAt: null,
 		resumeAt: saved?.nextPollAt ?? null,
 		attempt: saved?.attempt ?? 0,

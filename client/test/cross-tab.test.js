@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import {FakeDocument, FakeLockManager, eventually, nextEvent, setup, sleep} from './helpers.js';
+import {FakeDocument, FakeLockManager, FreezableTab, eventually, nextEvent, setup, sleep} from './helpers.js';
 
 let namespaceCounter = 0;
 
@@ -184,4 +184,118 @@ test('a lock manager that refuses makes the tab poll on its own', async (t) => {
 	const job = server.addJob({status: 'succeeded'});
 
 	assert.equal((await client.watch(job.id)).status, 'succeeded');
+});
+
+/** Status polls one client made of a job. */
+const pollsBy = (client) => client.pollLog().length;
+
+/**
+ * Tab `a` leads the job and tab `b` follows; `a`'s fetch, locks and channel go through `frozenTab`.
+ * @param {import('node:test').TestContext} t
+ * @param {{loseLocksSilently?: boolean}} [freezeOptions]
+ */
+async function leaderAndFollower(t, freezeOptions) {
+	const {server, makeClient} = await setup(t);
+	const tabs = browser();
+	const frozenTab = new FreezableTab(tabs.locks, freezeOptions);
+	const a = makeClient({...tabs, ...frozenTab.options()});
+	const b = makeClient(tabs);
+	const job = server.addJob({status: 'running'});
+	void a.watch(job.id).catch(() => {});
+	await eventually(() => role(a, job.id) === 'leader');
+	const watchingB = b.watch(job.id);
+	watchingB.catch(() => {});
+	await eventually(() => role(b, job.id) === 'follower');
+	return {server, a, b, job, frozenTab, watchingB};
+}
+
+test('a follower takes over a job whose leading tab froze without letting go of its lock', async (t) => {
+	const {server, a, b, job, frozenTab, watchingB} = await leaderAndFollower(t);
+	await sleep(100);
+	assert.equal(pollsBy(b), 0, 'a live leader keeps its job');
+
+	frozenTab.freeze();
+	const frozenAt = Date.now();
+
+	await eventually(() => role(b, job.id) === 'leader', 'the follower takes over', 5000);
+	assert.ok(Date.now() - frozenAt >= 900, `taken over after ${Date.now() - frozenAt} ms of silence, not at once`);
+	server.update(job.id, {status: 'succeeded', result: 'polled by the new leader'});
+	assert.equal((await watchingB).result, 'polled by the new leader');
+	assert.ok(pollsBy(b) > 0);
+	assert.equal(role(a, job.id), 'leader', 'the frozen tab has not noticed anything yet');
+});
+
+test('a frozen leader that wakes up after a takeover follows the new leader and stops polling', async (t) => {
+	const {a, b, job, frozenTab} = await leaderAndFollower(t);
+	frozenTab.freeze();
+	await eventually(() => role(b, job.id) === 'leader', 'the follower takes over', 5000);
+
+	frozenTab.thaw();
+
+	await eventually(() => role(a, job.id) === 'follower', 'the old leader follows');
+	await sleep(50);
+	const polledByA = pollsBy(a);
+	await sleep(200);
+	assert.equal(pollsBy(a), polledByA, 'the old leader stopped polling');
+	assert.equal(role(b, job.id), 'leader');
+});
+
+test('a stale leader steps down when it hears a newer leader, even before it learns its lock was taken', async (t) => {
+	const {a, b, job, frozenTab} = await leaderAndFollower(t, {loseLocksSilently: true});
+	frozenTab.freeze();
+	await eventually(() => role(b, job.id) === 'leader', 'the follower takes over', 5000);
+
+	frozenTab.thaw();
+
+	await eventually(() => role(a, job.id) === 'follower', 'the stale leader steps down on the new leader\'s beat');
+	await sleep(50);
+	const polledByA = pollsBy(a);
+	await sleep(200);
+	assert.equal(pollsBy(a), polledByA, 'only one tab polls');
+	assert.equal(role(b, job.id), 'leader', 'the newer leader keeps the job');
+});
+
+test('a follower does not take over from a live leader that polls more slowly than the takeover floor', {timeout: 10_000}, async (t) => {
+	const {server, makeClient} = await setup(t);
+	const tabs = browser();
+	const hidden = () => Object.assign(new FakeDocument(), {visibilityState: 'hidden'});
+	// Both hidden, so the visible-tab rule stays out of it; the leader polls every 1.2 s.
+	const a = makeClient({...tabs, document: hidden(), hiddenIntervalMs: 1200, random: () => 0});
+	const b = makeClient({...tabs, document: hidden(), hiddenIntervalMs: 1200, random: () => 0});
+	const job = server.addJob({status: 'running'});
+	void a.watch(job.id).catch(() => {});
+	await eventually(() => role(a, job.id) === 'leader');
+	void b.watch(job.id).catch(() => {});
+	await eventually(() => role(b, job.id) === 'follower');
+
+	await sleep(3000);
+
+	assert.equal(role(a, job.id), 'leader');
+	assert.equal(role(b, job.id), 'follower');
+	assert.equal(pollsBy(b), 0, 'the follower never polled');
+});
+
+test('a tab that comes into view takes over at once from a frozen hidden leader instead of waiting out its slow beat', async (t) => {
+	const {server, makeClient} = await setup(t);
+	const tabs = browser();
+	const frozenTab = new FreezableTab(tabs.locks);
+	const hidden = () => Object.assign(new FakeDocument(), {visibilityState: 'hidden'});
+	// A hidden leader polling every 5 s announces 5 s of quiet: a silent follower would wait 15 s or more.
+	const a = makeClient({...tabs, ...frozenTab.options(), document: hidden(), hiddenIntervalMs: 5000});
+	const bDocument = hidden();
+	const b = makeClient({...tabs, document: bDocument, hiddenIntervalMs: 5000});
+	const job = server.addJob({status: 'running'});
+	void a.watch(job.id).catch(() => {});
+	await eventually(() => role(a, job.id) === 'leader');
+	void b.watch(job.id).catch(() => {});
+	await eventually(() => role(b, job.id) === 'follower');
+	await eventually(() => a.pollLog().length >= 1, 'the leader\'s first poll');
+	await sleep(100); // its beats are delivered: the last one announced five quiet seconds
+
+	frozenTab.freeze();
+	bDocument.setHidden(false);
+
+	await eventually(() => role(b, job.id) === 'leader', 'the visible tab takes over', 3000);
+	server.update(job.id, {progress: {percent: 80}});
+	assert.equal((await nextEvent(b, 'progress', () => true, 2000)).progress.percent, 80);
 });

@@ -15,6 +15,7 @@ const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
  * @property {boolean} [drop] destroy the connection instead of answering
  * @property {RegExp} [path] only requests whose path matches
  * @property {string} [method]
+ * @property {Record<string, string>} [headers] extra response headers, such as RateLimit and RateLimit-Policy
  */
 
 export class FakeServer {
@@ -220,7 +221,7 @@ export class FakeServer {
 				return;
 			}
 
-			const headers = fault.retryAfter === undefined ? {} : {'retry-after': String(fault.retryAfter)};
+			const headers = {...(fault.retryAfter === undefined ? {} : {'retry-after': String(fault.retryAfter)}), ...fault.headers};
 			this.#problem(response, fault.status ?? 503, fault.status === 429 ? 'Too Many Requests' : 'Service Unavailable', 'injected fault', headers);
 			return;
 		}

@@ -218,3 +218,112 @@ export class FakeLockManager {
 		next?.grant();
 	}
 }
+
+/**
+ * One tab of a simulated browser that a test can freeze the way a hung or frozen page is: it sends no
+ * request and hears no answer, sends and hears nothing on the channel, and what the lock manager tells
+ * it (a grant, a stolen lock) waits. Thawing delivers what waited, in order. With `loseLocksSilently` a
+ * stolen lock is never reported to this tab, as when a thawed page runs other tasks before the one that
+ * reports the loss.
+ */
+export class FreezableTab {
+	frozen = false;
+	/** @type {Array<() => void>} */
+	#pending = [];
+	#locks;
+	#loseLocksSilently;
+
+	/**
+	 * @param {FakeLockManager} locks the browser's lock manager, shared with the other tabs
+	 * @param {{loseLocksSilently?: boolean}} [options]
+	 */
+	constructor(locks, {loseLocksSilently = false} = {}) {
+		this.#locks = locks;
+		this.#loseLocksSilently = loseLocksSilently;
+	}
+
+	freeze() {
+		this.frozen = true;
+	}
+
+	thaw() {
+		this.frozen = false;
+		const pending = this.#pending;
+		this.#pending = [];
+		for (const task of pending) {
+			task();
+		}
+	}
+
+	/** Options for createJobsClient that route this tab's fetch, locks and channel through the switch. */
+	options() {
+		return {fetch: this.#fetch, locks: this.#lockManager(), BroadcastChannel: this.#channelClass()};
+	}
+
+	/** Run `task` now, or at thaw when frozen. */
+	#later(task) {
+		if (this.frozen) {
+			this.#pending.push(task);
+		} else {
+			task();
+		}
+	}
+
+	/** @param {AbortSignal | undefined} signal */
+	#untilThawed(signal) {
+		return new Promise((resolve, reject) => {
+			this.#later(resolve);
+			signal?.addEventListener('abort', () => reject(signal.reason), {once: true});
+		});
+	}
+
+	#fetch = async (url, init) => {
+		await this.#untilThawed(init?.signal);
+		const response = await fetch(url, init);
+		await this.#untilThawed(init?.signal);
+		return response;
+	};
+
+	#lockManager() {
+		return {
+			request: (name, options, callback) => new Promise((resolve, reject) => {
+				let granted = false;
+				this.#locks.request(name, options, (lock) => new Promise((release) => {
+					this.#later(() => {
+						granted = lock !== null;
+						release(callback(lock));
+					});
+				})).then((value) => this.#later(() => resolve(value)), (error) => {
+					if (this.#loseLocksSilently && granted && error?.name === 'AbortError') {
+						return;
+					}
+
+					this.#later(() => reject(error));
+				});
+			}),
+		};
+	}
+
+	#channelClass() {
+		const tab = this;
+		return class FreezableChannel {
+			onmessage = null;
+			#inner;
+
+			constructor(name) {
+				this.#inner = new BroadcastChannel(name);
+				this.#inner.onmessage = (event) => tab.#later(() => this.onmessage?.(event));
+			}
+
+			postMessage(message) {
+				if (!tab.frozen) {
+					this.#inner.postMessage(message);
+				}
+			}
+
+			close() {
+				this.#inner.close();
+			}
+		};
+	}
+}
