@@ -1,14 +1,15 @@
 """Command-line tools: ``flask --app wsgi keys ...`` and ``flask --app wsgi serve``."""
 from __future__ import annotations
 
+import errno
 import re
-import secrets
+import socket
 from datetime import timedelta
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from werkzeug.serving import run_simple
+from werkzeug.serving import make_server, select_address_family
 
 from . import keys as api_keys
 from .models import utcnow
@@ -34,10 +35,12 @@ def keys_group() -> None:
 @keys_group.command("create")
 @click.option("--owner", required=True, help="Who the key belongs to; owners see only their own jobs.")
 @click.option("--expires-in", default=None, help="Lifetime such as 90d or 12h; default: no expiry.")
+@click.option("--scope", type=click.Choice(api_keys.SCOPES), default="jobs", show_default=True,
+              help="jobs: the job API; ops: the operations endpoints and the /ops page only.")
 @with_appcontext
-def create_key(owner: str, expires_in: str | None) -> None:
+def create_key(owner: str, expires_in: str | None, scope: str) -> None:
     """Create a key; it is printed once, as the last line, and stored only as a hash."""
-    issued = api_keys.create_key(owner.strip(), expires_in=_duration(expires_in))
+    issued = api_keys.create_key(owner.strip(), expires_in=_duration(expires_in), scope=scope)
     expiry = issued.expires_at.isoformat() if issued.expires_at else "never"
     click.echo(f"Created key {issued.id} for owner {issued.owner!r} (expires: {expiry}).")
     click.echo("Store it now; it cannot be shown again:")
@@ -75,27 +78,75 @@ def revoke_key(key_id: str) -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
     """Serve the API with an in-process worker (the embedded mode of `make run`)."""
-    from .embedded import start_embedded_worker
+    from .embedded import development_key, start_embedded_worker
 
     app: Flask = current_app._get_current_object()
     config = app.extensions["config"]
     if not config.embedded:
         raise click.ClickException("serve is the embedded mode; with REDIS_URL run gunicorn and dramatiq.")
+    # Bind first: nothing is started or announced for a port that turns out to be taken. The socket is
+    # bound here rather than by werkzeug, whose own failure message does not say what to do.
+    try:
+        listener = socket.create_server((host, port), family=select_address_family(host, port))
+    except OSError as error:
+        raise click.ClickException(_cannot_listen(host, port, error)) from None
+    with listener:
+        server = make_server(host, port, app, threaded=True, fd=listener.fileno())
     if config.dev_api_key is None:
-        config = config.with_overrides(dev_api_key="dev_" + secrets.token_urlsafe(18))
+        try:
+            dev_api_key = development_key(config.dev_api_key_file)
+        except OSError as error:
+            raise click.ClickException(
+                f"cannot keep the development key in {config.dev_api_key_file}: "
+                f"{error.strerror or error}; set DEV_API_KEY, or DEV_API_KEY_FILE to a writable path"
+            ) from None
+        config = config.with_overrides(dev_api_key=dev_api_key)
         app.extensions["config"] = config
         app.extensions["job_service"].config = config
     worker = start_embedded_worker(app)
+    url = f"http://{host}:{server.port}"
     click.echo(f"Embedded worker started ({config.embedded_worker_threads} threads).")
-    click.echo(f"Open http://{host}:{port}/ (API docs: http://{host}:{port}/api/docs)")
+    click.echo(f"Open {url}/ (API docs: {url}/api/docs)")
     click.echo(f"Development API key (owner {config.dev_owner!r}): {config.dev_api_key}")
     try:
-        # run_simple, not app.run: Flask refuses app.run inside a CLI command.
-        run_simple(host, port, app, threaded=True, use_reloader=False)
+        # Werkzeug's own loop; Ctrl+C ends it quietly and closes the socket.
+        server.serve_forever()
     finally:
         worker.stop()
 
 
+def _cannot_listen(host: str, port: int, error: OSError) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} on {host} is already in use, perhaps by another `make run`. Stop that "
+            f"server, or choose another port: make run PORT={port + 1}"
+        )
+    return f"cannot listen on {host}:{port}: {error.strerror or error}"
+
+
+@click.group("jobs")
+def jobs_group() -> None:
+    """Maintain jobs."""
+
+
+@jobs_group.command("purge")
+@click.option("--older-than", "older_than", required=True, help="Finished more than this long ago: 7d, 12h, 30m.")
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 10_000))
+@with_appcontext
+def purge_jobs(older_than: str, dry_run: bool, batch_size: int) -> None:
+    """Delete finished jobs (and their history) now, in batches; deleted jobs answer 404."""
+    from .jobs.retention import purge_finished
+
+    result = purge_finished(_duration(older_than), batch_size=batch_size, dry_run=dry_run)
+    if dry_run:
+        click.echo(f"Dry run: {result.deleted} finished jobs older than {result.cutoff.isoformat()} would be deleted.")
+    else:
+        click.echo(f"Deleted {result.deleted} finished jobs older than {result.cutoff.isoformat()} "
+                   f"in {result.batches} batches.")
+
+
 def register(app: Flask) -> None:
+    app.cli.add_command(jobs_group)
     app.cli.add_command(keys_group)
     app.cli.add_command(serve)

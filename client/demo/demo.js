@@ -25,6 +25,9 @@ const SETTINGS_STORAGE = 'ai-jobs-demo:settings';
 const CLIENT_NAMESPACE = 'ai-jobs';
 const LIST_LIMIT = 20;
 const MAX_NOTICES = 8;
+// Finished cards but the newest show one line each, so a screen or two holds 20 jobs.
+const OPEN_FINISHED_CARDS = 1;
+const FINISHED_VERB = {succeeded: 'Succeeded', failed: 'Failed', cancelled: 'Cancelled'};
 const TICK_MS = 500;
 const EXAMPLES = [
 	'three red circles in a row',
@@ -62,6 +65,7 @@ const BASE_CLIENT_OPTIONS = {
  * @property {boolean} cancelling
  * @property {boolean} drawn
  * @property {boolean} fetching the job's details are being fetched
+ * @property {boolean | null} expanded the user's choice for a finished card; null: collapse it once older
  */
 
 const state = {
@@ -75,6 +79,7 @@ const state = {
 	canvasDefaults: {width: 1200, height: 800},
 	/** @type {ReturnType<typeof setInterval> | undefined} */
 	ticker: undefined,
+	rekeying: false,
 };
 
 const $ = (/** @type {string} */ selector) => /** @type {HTMLElement} */ (document.querySelector(selector));
@@ -302,7 +307,8 @@ function ensureView(id) {
 	element.querySelector('.job-cancel').addEventListener('click', () => cancelJob(id));
 	element.querySelector('.job-pause').addEventListener('click', () => toggleJobPause(id));
 	element.querySelector('.job-rewatch').addEventListener('click', () => watchJob(id));
-	view = {id, element, input: null, status: null, job: null, watchError: null, lastPollError: null, cancelling: false, drawn: false, fetching: false};
+	element.querySelector('.job-toggle').addEventListener('click', () => toggleJobDetails(id));
+	view = {id, element, input: null, status: null, job: null, watchError: null, lastPollError: null, cancelling: false, drawn: false, fetching: false, expanded: null};
 	state.jobs.set(id, view);
 	placeView(view);
 	$('#jobs-empty').hidden = true;
@@ -330,6 +336,46 @@ function placeView(view) {
 		}
 	} else if (list.lastElementChild !== view.element) {
 		list.append(view.element);
+	}
+}
+
+/**
+ * Collapse finished cards older than the newest OPEN_FINISHED_CARDS finished ones, unless the user opened
+ * them; running and queued cards always show everything.
+ */
+function applyCollapse() {
+	let finishedSeen = 0;
+	for (const element of $('#jobs').children) {
+		const view = state.jobs.get(/** @type {HTMLElement} */ (element).dataset.jobId ?? '');
+		if (!view) {
+			continue;
+		}
+
+		const finished = isTerminalStatus(view.status?.status ?? '');
+		let collapsed = false;
+		if (finished) {
+			finishedSeen += 1;
+			collapsed = view.expanded === null ? finishedSeen > OPEN_FINISHED_CARDS : !view.expanded;
+		}
+
+		const card = view.element;
+		if (card.dataset.collapsed !== String(collapsed)) {
+			card.dataset.collapsed = String(collapsed);
+		}
+
+		const toggle = /** @type {HTMLButtonElement} */ (card.querySelector('.job-toggle'));
+		toggle.hidden = !finished;
+		toggle.setAttribute('aria-expanded', String(!collapsed));
+		setText(/** @type {HTMLElement} */ (toggle.querySelector('.visually-hidden')), collapsed ? 'Show details' : 'Hide details');
+	}
+}
+
+/** @param {string} id */
+function toggleJobDetails(id) {
+	const view = state.jobs.get(id);
+	if (view) {
+		view.expanded = view.element.dataset.collapsed === 'true';
+		applyCollapse();
 	}
 }
 
@@ -369,6 +415,10 @@ function applyStatus(status) {
 	}
 
 	renderJob(status.id);
+	if (!previous || previous.status !== status.status) {
+		applyCollapse();
+	}
+
 	if (!view.input && !view.fetching) {
 		void fetchDetails(view);
 	}
@@ -390,6 +440,7 @@ function applyFinished(job, {announce = true} = {}) {
 
 	placeView(view);
 	renderJob(job.id);
+	applyCollapse();
 	if (announce && !alreadyFinished) {
 		const title = titleOf(view);
 		if (job.status === 'succeeded') {
@@ -429,11 +480,57 @@ function onWatchError({id, error, final}) {
 	if (final) {
 		view.watchError = error;
 		notify('error', `Stopped polling “${titleOf(view)}”: ${describeError(error)}`);
+		if (refusedEmbeddedKey(error)) {
+			void followNewEmbeddedKey();
+		}
 	} else {
 		view.lastPollError = describeError(error);
 	}
 
 	renderJob(id);
+}
+
+/** A 401 for the development key this page got from the embedded server. */
+function refusedEmbeddedKey(error) {
+	return error instanceof HTTPError && error.status === 401 && !$('#key-embedded').hidden;
+}
+
+/**
+ * The embedded server refused its own development key: it was restarted with another one (DEV_API_KEY,
+ * or a deleted instance/dev-api-key). Sign in again with the key it hands out now, instead of leaving
+ * the page failing. Resolves true when the page is signed in with a new key.
+ */
+async function followNewEmbeddedKey() {
+	if (state.rekeying) {
+		return false;
+	}
+
+	state.rekeying = true;
+	try {
+		const key = await embeddedKey();
+		if (key && key !== state.apiKey) {
+			notify('info', 'The server has a new development key; signed in again with it.');
+			return await startSession(key);
+		}
+
+		notify('error', 'The server refused its development key; reload the page after restarting it.');
+		return false;
+	} finally {
+		state.rekeying = false;
+	}
+}
+
+/** Submit; when the embedded server has changed its key since the page loaded, follow it and send once more. */
+async function submitJob(input) {
+	try {
+		return await state.client.submit(AGENT, input);
+	} catch (error) {
+		if (refusedEmbeddedKey(error) && await followNewEmbeddedKey()) {
+			return state.client.submit(AGENT, input);
+		}
+
+		throw error;
+	}
 }
 
 function onBreakerChange({state: breaker, previous}) {
@@ -543,6 +640,10 @@ function renderJob(id) {
 
 	setText(element.querySelector('.job-stage'), stageText(view));
 	setText(element.querySelector('.job-eta'), etaText(status));
+	const finish = /** @type {HTMLElement} */ (element.querySelector('.job-finish'));
+	const finishLine = finishText(status);
+	finish.hidden = finishLine === '';
+	setText(finish, finishLine);
 	setText(element.querySelector('.job-polling'), pollingText(view, health));
 
 	const error = element.querySelector('.job-error');
@@ -583,6 +684,11 @@ function stageText(view) {
 		return view.job.result.summary;
 	}
 
+	// The finish line and the error line say how a failed job ended; its last stage would only repeat it.
+	if (status.status === 'failed') {
+		return '';
+	}
+
 	const {stage, message} = status.progress ?? {};
 	if (stage || message) {
 		return [stage, message].filter(Boolean).join(': ');
@@ -591,23 +697,37 @@ function stageText(view) {
 	return status.status === 'queued' ? 'Queued.' : '';
 }
 
-/** The server's estimate and queue position, with the time left counted from now. */
-function etaText(status) {
-	if (!status) {
+/** The card's one line about how and when a finished job ended; empty until it has. */
+function finishText(status) {
+	if (!status || !isTerminalStatus(status.status)) {
 		return '';
 	}
 
-	if (isTerminalStatus(status.status)) {
-		if (status.finished_at && status.started_at) {
-			return `Finished ${clock(status.finished_at)}, ran ${seconds(new Date(status.finished_at).getTime() - new Date(status.started_at).getTime())}.`;
-		}
+	const at = status.finished_at ? ` at ${clock(status.finished_at)}` : '';
+	const ran = status.finished_at && status.started_at
+		? ` after ${seconds(new Date(status.finished_at).getTime() - new Date(status.started_at).getTime())}`
+		: '';
+	return `${FINISHED_VERB[status.status] ?? status.status}${at}${ran}.`;
+}
 
-		return status.finished_at ? `Finished ${clock(status.finished_at)}.` : '';
+/** @param {number} ahead queued jobs submitted before this one (the server's queue_position) */
+function queueText(ahead) {
+	if (ahead === 0) {
+		return 'Next in line';
+	}
+
+	return `${ahead} ${ahead === 1 ? 'job' : 'jobs'} ahead in the queue`;
+}
+
+/** The server's estimate and queue position, with the time left counted from now; empty once finished. */
+function etaText(status) {
+	if (!status || isTerminalStatus(status.status)) {
+		return '';
 	}
 
 	const parts = [];
 	if (status.status === 'queued' && typeof status.queue_position === 'number') {
-		parts.push(`Queue position ${status.queue_position}`);
+		parts.push(queueText(status.queue_position));
 	}
 
 	if (status.estimated_completion_at) {
@@ -625,8 +745,9 @@ function etaText(status) {
 /** @param {JobView} view @param {import('/client/src/index.js').WatchHealth | undefined} health */
 function pollingText(view, health) {
 	if (!health) {
+		// A finished job's card already says so on its finish line.
 		if (view.job) {
-			return 'Finished: no more polling.';
+			return '';
 		}
 
 		return view.watchError ? `Polling stopped: ${describeError(view.watchError)}` : 'Not watched.';
@@ -751,6 +872,8 @@ function tick() {
 		renderJob(id);
 	}
 
+	applyCollapse();
+
 	renderDebug();
 }
 
@@ -851,6 +974,39 @@ async function startSession(apiKey) {
 	return true;
 }
 
+/**
+ * Poll every unfinished job now. The client's refresh() skips paused watches, so while polling is paused
+ * (all of it, or one job's) this asks the server once for each paused job; the pause itself stays.
+ */
+async function refreshNow() {
+	const {client} = state;
+	if (!client) {
+		return;
+	}
+
+	client.refresh();
+	const watched = client.health().jobs;
+	const paused = [...state.jobs.values()].filter((view) => !view.job && watched[view.id]?.state === 'paused');
+	if (paused.length === 0) {
+		return;
+	}
+
+	const results = await Promise.allSettled(paused.map(async (view) => {
+		const status = await client.status(view.id);
+		if (isTerminalStatus(status.status)) {
+			applyFinished(await client.get(view.id));
+		} else {
+			applyStatus(status);
+		}
+	}));
+	const failed = results.filter((result) => result.status === 'rejected');
+	if (failed.length > 0) {
+		notify('warning', `Refresh failed for ${failed.length} of ${paused.length} paused jobs: ${describeError(/** @type {PromiseRejectedResult} */ (failed[0]).reason)}`);
+	} else {
+		notify('info', `Refreshed ${paused.length} paused ${paused.length === 1 ? 'job' : 'jobs'} once; polling stays paused.`);
+	}
+}
+
 /** Another tab started watching a job: watch it here too (the tabs elect one poller between them). */
 function onStorage(event) {
 	if (event.key !== `${CLIENT_NAMESPACE}:state` || !event.newValue || !state.client) {
@@ -906,7 +1062,7 @@ function wireControls() {
 		submitError.hidden = true;
 		button.disabled = true;
 		try {
-			const job = await state.client.submit(AGENT, input);
+			const job = await submitJob(input);
 			applyJob(job);
 			watchJob(job.id);
 			notify('info', `Submitted: “${shorten(input.prompt)}”.`);
@@ -975,7 +1131,7 @@ function wireControls() {
 	});
 
 	$('#refresh-now').addEventListener('click', () => {
-		state.client?.refresh();
+		void refreshNow();
 	});
 
 	$('#debug').addEventListener('toggle', renderDebug);
