@@ -4,8 +4,10 @@ Long polls park a thread each (no database connection, no CPU) for up to 30 s, s
 threaded workers with many threads: parked waits and ordinary requests share the pool, and the
 database pool stays small because a parked wait has given its connection back.
 """
+import glob
 import multiprocessing
 import os
+import tempfile
 
 bind = os.environ.get("BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
 worker_class = "gthread"
@@ -16,6 +18,45 @@ threads = int(os.environ.get("WEB_THREADS", "64"))
 timeout = int(os.environ.get("WEB_TIMEOUT_S", "60"))
 graceful_timeout = 35
 keepalive = 5
+# gunicorn's largest finite request-line limit (its default, 4094, answered longer URLs with its own
+# HTML page): URLs up to here reach the app, which answers those past its own, lower limit with 414
+# problem+json (backend/api/url_limit.py). Header fields keep gunicorn's default size limit.
+limit_request_line = 8190
+limit_request_field_size = 8190
 accesslog = "-"
 # No query strings in the access log: cursors and request ids are the caller's business.
-access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms'
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
+
+# /metrics sums every worker process: prometheus-client's multiprocess mode, chosen by this variable
+# when it is first imported (in the workers, after this file ran in the master). A directory of its
+# own per server unless the environment names one.
+metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="ai-jobs-metrics-"))
+
+
+def on_starting(server):
+    # Values left by a previous run must not be summed into this one's.
+    os.makedirs(metrics_dir, exist_ok=True)
+    for path in glob.glob(os.path.join(metrics_dir, "*.db")):
+        os.remove(path)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    # A dead worker's live gauges (long polls parked) must stop counting.
+    multiprocess.mark_process_dead(worker.pid, metrics_dir)
+
+
+if os.environ.get("LOG_FORMAT", "text").strip().lower() == "json":
+    # gunicorn's own lines (access log included) as JSON, like the app's (backend/logs.py).
+    accesslog = None
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "backend.logs.json_formatter"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "loggers": {
+            "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+            "gunicorn.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        },
+    }

@@ -107,8 +107,7 @@ class RedisNotifier:
         self._redis_url = redis_url
         self._redis = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
         self.health_check_interval_s = health_check_interval_s
-        # How long a long poll waits for the listener's subscription before it reads anyway (Redis
-        # down: it then waits its whole length and re-reads).
+        # How long a long poll waits for the listener's subscription; without one it answers at once.
         self.subscribe_timeout_s = subscribe_timeout_s
         self.waiters = Waiters()
         self._subscribed = threading.Event()
@@ -131,9 +130,13 @@ class RedisNotifier:
     def listen(self, job_ids: Iterable[str]) -> Iterator[threading.Event]:
         """Park on ``job_ids``; on entry the subscription is confirmed, so read the jobs after it."""
         self._ensure_listening()
-        if not self._subscribed.wait(self.subscribe_timeout_s):
-            log.warning("job change listener is not subscribed; this long poll may run its full length")
+        subscribed = self._subscribed.wait(self.subscribe_timeout_s)
         with self.waiters.listen(job_ids) as event:
+            if not subscribed:
+                # No wake-up can be promised (Redis away, or not yet reachable): rather than a wait
+                # that might sleep through a change, answer now; the client polls again.
+                log.warning("job change listener is not subscribed; answering this long poll at once")
+                event.set()
             yield event
 
     @property

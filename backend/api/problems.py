@@ -4,9 +4,10 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote
 
 import marshmallow as ma
-from flask import Flask, Response, json, request
+from flask import Flask, Response, current_app, json, request
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
@@ -37,6 +38,7 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "body_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
     422: "validation_failed",
     429: "rate_limited",
@@ -46,16 +48,81 @@ _HTTP_CODES = {
 
 
 class ProblemSchema(ma.Schema):
-    """An RFC 9457 problem document."""
+    """An RFC 9457 problem document, with the extension members this service sends.
 
-    type = ma.fields.String(metadata={"description": "A URI reference naming the problem type.", "example": "about:blank"})
-    title = ma.fields.String(metadata={"description": "The HTTP status phrase.", "example": "Not Found"})
-    status = ma.fields.Integer(metadata={"description": "The HTTP status code.", "example": 404})
-    detail = ma.fields.String(metadata={"description": "What went wrong, for a human.", "example": "No job with this id belongs to you."})
-    instance = ma.fields.String(metadata={"description": "The request path that failed."})
-    code = ma.fields.String(metadata={"description": "A stable machine-readable problem code.", "example": "job_not_found"})
+    Other members may be added later (RFC 9457 lets problem types extend the document), so clients
+    must ignore members they do not know.
+    """
+
+    class Meta:
+        # Rendered as additionalProperties: true; the order keeps the standard members first.
+        unknown = ma.INCLUDE
+        ordered = True
+
+    type = ma.fields.String(
+        required=True,
+        metadata={
+            "description": "A URI reference naming the problem type.",
+            "example": "about:blank",
+            "format": "uri-reference",
+            "maxLength": 2048,
+        },
+    )
+    title = ma.fields.String(
+        required=True,
+        metadata={"description": "The HTTP status phrase.", "example": "Not Found", "maxLength": 200},
+    )
+    status = ma.fields.Integer(
+        required=True,
+        metadata={
+            "description": "The HTTP status code.",
+            "example": 404,
+            "format": "int32",
+            "minimum": 400,
+            "maximum": 599,
+        },
+    )
+    detail = ma.fields.String(
+        required=True,
+        metadata={
+            "description": "What went wrong and what to do about it, for a human.",
+            "example": "No job with this id belongs to you.",
+            "maxLength": 10_000,
+        },
+    )
+    instance = ma.fields.String(
+        required=True,
+        metadata={
+            "description": "The request path that failed.",
+            "example": "/api/ai/jobs/job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW",
+            "format": "uri-reference",
+            "maxLength": 8192,
+        },
+    )
+    code = ma.fields.String(
+        required=True,
+        metadata={
+            "description": "A stable machine-readable problem code: branch on this, not on the detail.",
+            "example": "job_not_found",
+            "pattern": "^[a-z][a-z0-9_]*$",
+            "maxLength": 64,
+        },
+    )
     errors = ma.fields.Dict(
-        metadata={"description": "Validation messages by location and field (422 and some 400s)."}
+        metadata={
+            "description": "Validation messages by location, then field (422 and some 400s), e.g. "
+            '{"json": {"input": {"prompt": ["Missing data for required field."]}}}.',
+            "example": {"json": {"input": {"prompt": ["Missing data for required field."]}}},
+        }
+    )
+    job_id = ma.fields.String(
+        metadata={
+            "description": "The job the problem is about, when it is not the one in the URL "
+            "(request_id_conflict names the job that holds the request_id).",
+            "pattern": r"^job_[0-9A-HJKMNP-TV-Z]{26}$",
+            "maxLength": 30,
+            "example": "job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW",
+        }
     )
 
 
@@ -74,7 +141,7 @@ def problem(
         "title": phrase,
         "status": status,
         "detail": detail or phrase,
-        "instance": request.path if request else None,
+        "instance": _instance(),
         "code": code or _HTTP_CODES.get(status, "error"),
     }
     body.update({k: v for k, v in extensions.items() if v is not None})
@@ -82,6 +149,15 @@ def problem(
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+# RFC 3986 pchar characters and "/": everything else in a path is percent-encoded.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+def _instance() -> str:
+    """The request path as a URI reference (percent-encoded, as the document's format promises)."""
+    return quote(request.path, safe=_PATH_SAFE)
 
 
 def _detail_of(error: HTTPException) -> str:
@@ -107,7 +183,19 @@ def http_exception_problem(error: HTTPException) -> Response:
     elif status == 400 and messages and "json" in messages:
         detail = "The request body is not valid JSON."
         messages = None
+    elif status == 413:
+        detail = _body_too_large_detail()
     return problem(status, detail, code=data.get("code"), headers=headers, errors=messages)
+
+
+def _body_too_large_detail() -> str:
+    """Werkzeug's 413 text names no number; say what the limit is, so the caller can get under it."""
+    limit_bytes = current_app.config["MAX_CONTENT_LENGTH"]
+    sent = f" of {request.content_length} bytes" if request.content_length else ""
+    return (
+        f"The request body{sent} is over this service's limit of {limit_bytes} bytes "
+        "(MAX_BODY_BYTES); send a smaller body."
+    )
 
 
 def _summarise(messages: dict[str, Any], prefix: str = "") -> str:
