@@ -7,14 +7,14 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from .config import PROJECT_ROOT, Config
+from .config import Config, data_dir
 
 log = logging.getLogger(__name__)
 
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the app for ``config`` (default: read from the environment)."""
-    from . import cli, web
+    from . import cli, operations, web
     from .agents import build_agents
     from .api import register_api
     from .extensions import db, migrate
@@ -27,7 +27,7 @@ def create_app(config: Config | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(
         SQLALCHEMY_DATABASE_URI=config.database_url,
-        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(config.database_url),
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(config),
         MAX_CONTENT_LENGTH=config.max_body_bytes,
         JSON_SORT_KEYS=False,
     )
@@ -35,7 +35,7 @@ def create_app(config: Config | None = None) -> Flask:
     _prepare_sqlite_directory(config.database_url)
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    migrate.init_app(app, db, directory=str(data_dir("migrations")))
     queue = build_queue(app, config)
     app.extensions["job_queue"] = queue
     app.extensions["job_service"] = JobService(
@@ -46,14 +46,16 @@ def create_app(config: Config | None = None) -> Flask:
         estimator=DurationEstimator(),
     )
 
+    # Before the API: its telemetry hooks must see every request, refused ones included.
+    operations.init_app(app)
     register_api(app)
     web.register(app)
     cli.register(app)
     return app
 
 
-def _engine_options(url: str) -> dict:
-    if url.startswith("sqlite"):
+def _engine_options(config: Config) -> dict:
+    if config.database_url.startswith("sqlite"):
         # The embedded worker writes from other threads while requests read.
         return {"connect_args": {"check_same_thread": False, "timeout": 15}}
     # pre_ping turns a connection killed by a database restart into a fresh one, so no request
@@ -62,8 +64,10 @@ def _engine_options(url: str) -> dict:
     # answers 503 (tests/chaos caught that), which is the worse trade.
     return {
         "pool_pre_ping": True,
-        "pool_size": 10,
-        "max_overflow": 10,
+        # Every process may open pool + overflow connections: docs/runbook.md has the formula
+        # that keeps all processes together under PostgreSQL's max_connections.
+        "pool_size": config.db_pool_size,
+        "max_overflow": config.db_max_overflow,
         "pool_timeout": 5,
         # A database host that stops answering must become a 503 in seconds, not a TCP timeout.
         "connect_args": {"connect_timeout": 3},

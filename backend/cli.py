@@ -112,7 +112,9 @@ def serve(host: str, port: int) -> None:
         # Werkzeug's own loop; Ctrl+C ends it quietly and closes the socket.
         server.serve_forever()
     finally:
-        worker.stop()
+        # The grace period and the hand-back happen inside stop(); after them, an agent stuck
+        # between checkpoints has already lost its job, so its thread is not waited for long.
+        worker.stop(timeout=5000)
 
 
 def _cannot_listen(host: str, port: int, error: OSError) -> str:

@@ -55,6 +55,8 @@ if os.environ.get("LOG_FORMAT", "text").strip().lower() == "json":
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "backend.logs.json_formatter"}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        # The app's own lines get their handler from backend/logs.py (wsgi.py): none here, or twice.
+        "root": {"level": "INFO", "handlers": []},
         "loggers": {
             "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
             "gunicorn.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},

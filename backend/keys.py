@@ -19,6 +19,20 @@ MAX_KEY_LENGTH = 200
 
 
 @dataclass(frozen=True)
+class KeyOwner:
+    """Who presented a valid key: the key's id (what rate budgets are counted under) and its owner."""
+
+    key_id: str
+    owner: str
+    # What the key may do (see SCOPES); the development key is a job key.
+    scope: str = "jobs"
+
+
+# The development key of `make run` has no database row; it is counted under this id of its own.
+DEV_KEY_ID = "dev"
+
+
+@dataclass(frozen=True)
 class IssuedKey:
     id: str
     owner: str
@@ -30,13 +44,20 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(owner: str, *, expires_in: timedelta | None = None) -> IssuedKey:
+# "jobs": the job API. "ops": the operations endpoints (/health/details, the ops page) only.
+SCOPES = ("jobs", "ops")
+
+
+def create_key(owner: str, *, expires_in: timedelta | None = None, scope: str = "jobs") -> IssuedKey:
     key_id = secrets.token_hex(8)
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     secret = secrets.token_urlsafe(SECRET_BYTES)
     now = utcnow()
     expires_at = now + expires_in if expires_in else None
     db.session.add(
-        ApiKey(id=key_id, owner=owner, secret_hash=_hash(secret), created_at=now, expires_at=expires_at)
+        ApiKey(id=key_id, owner=owner, secret_hash=_hash(secret), created_at=now, expires_at=expires_at,
+               scope=scope)
     )
     db.session.commit()
     return IssuedKey(id=key_id, owner=owner, key=f"{KEY_PREFIX}_{key_id}_{secret}", expires_at=expires_at)
@@ -59,12 +80,13 @@ def revoke_key(key_id: str) -> bool:
     return True
 
 
-def owner_for(presented: str, *, dev_key: str | None = None, dev_owner: str = "dev") -> str | None:
-    """The owner of a valid, unexpired, unrevoked key, or None. Secrets compare in constant time."""
+def owner_for(presented: str, *, dev_key: str | None = None, dev_owner: str = "dev") -> KeyOwner | None:
+    """The key id and owner of a valid, unexpired, unrevoked key, or None. Secrets compare in
+    constant time. Looked up on every request, so a revocation takes effect at once."""
     if len(presented) > MAX_KEY_LENGTH:
         return None
     if dev_key is not None and hmac.compare_digest(presented.encode(), dev_key.encode()):
-        return dev_owner
+        return KeyOwner(key_id=DEV_KEY_ID, owner=dev_owner)
     prefix, _, rest = presented.partition("_")
     key_id, _, secret = rest.partition("_")
     if prefix != KEY_PREFIX or not key_id or not secret:
@@ -79,4 +101,4 @@ def owner_for(presented: str, *, dev_key: str | None = None, dev_owner: str = "d
     now = utcnow()
     if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
         return None
-    return row.owner
+    return KeyOwner(key_id=row.id, owner=row.owner, scope=row.scope)

@@ -49,6 +49,8 @@ class Job(db.Model):
         Index("ix_jobs_status_updated_at", "status", "updated_at"),
         # Queue positions: count the queued jobs ahead of one with an index range scan.
         Index("ix_jobs_status_id", "status", "id"),
+        # Retention: the purge finds finished jobs older than a cutoff with an index range scan.
+        Index("ix_jobs_finished_at", "finished_at"),
     )
 
     id: Mapped[str] = mapped_column(String(30), primary_key=True)
@@ -67,6 +69,9 @@ class Job(db.Model):
     error_message: Mapped[str | None] = mapped_column(Text)
     error_retryable: Mapped[bool | None] = mapped_column(Boolean)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Attempts a shutting-down worker handed back unfinished; JOB_MAX_ATTEMPTS does not count them.
+    # (``attempts`` itself never shrinks: it fences every worker write.)
+    handed_back: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -80,6 +85,9 @@ class Job(db.Model):
     # When the job's latest message was due on the broker; None when sending it failed. The sweep
     # resends a queued job whose message is overdue, closing the gap between the row and the broker.
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The Dramatiq message id of the latest message sent for this job. The sweep resends a queued
+    # job only when the message tracker says no delivery of this message is left in the broker.
+    message_id: Mapped[str | None] = mapped_column(String(36))
 
     # Not stored: filled in by the status views for queued jobs (how many queued jobs are ahead).
     queue_position = None
@@ -122,3 +130,5 @@ class ApiKey(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # "jobs" keys use the job API; "ops" keys read the operations endpoints (/health/details).
+    scope: Mapped[str] = mapped_column(String(16), default="jobs", server_default="jobs")

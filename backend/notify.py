@@ -124,7 +124,8 @@ class RedisNotifier:
             self._redis.publish(CHANNEL, job_id)
         except Exception:  # Redis down: waiters time out and re-read; nothing is lost
             self._redis_down.failed()
-            log.warning("could not publish a change of job %s; long polls will time out instead", job_id)
+            log.warning("could not publish a change of job %s; long polls will time out instead", job_id,
+                        extra={"job_id": job_id})
 
     @contextmanager
     def listen(self, job_ids: Iterable[str]) -> Iterator[threading.Event]:

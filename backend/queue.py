@@ -9,6 +9,7 @@ import logging
 import threading
 from collections import Counter
 from typing import Any, Iterable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
@@ -130,7 +131,7 @@ class MessageTracker(dramatiq.Middleware):
         try:
             return self.counts.outstanding(message_ids)
         except Exception:
-            # Redis down: nothing can be resent now anyway (the broker is the same Redis).
+            # Redis down: assume every message is still there; a lost one waits for Redis to return.
             log.warning("could not read message deliveries; assuming every message is still there")
             return set(message_ids)
 
@@ -163,7 +164,7 @@ class JobQueue:
         self.run_job = run_job
         self.vitals = vitals
         self.tracker = tracker
-        self._broker_down = SkipAfterFailure(self.BROKER_DOWN_BACKOFF_S)
+        self._broker_down = SkipAfterFailure(self.BROKER_DOWN_BACKOFF_S, component="broker")
 
     def message(self, job_id: str, *, time_limit_s: float | None = None) -> dramatiq.Message:
         options: dict[str, Any] = {}
@@ -178,7 +179,8 @@ class JobQueue:
             self.broker.enqueue(message, delay=delay_ms or None)
         except Exception:  # the broker is down; the row is durable and the sweep resends it
             self._broker_down.failed()
-            log.warning("could not enqueue job %s; it stays queued until the broker is back", message.args[0])
+            log.warning("could not enqueue job %s; it stays queued until the broker is back", message.args[0],
+                        extra={"job_id": message.args[0]})
             return False
         return True
 
@@ -208,7 +210,7 @@ def _redis_broker(config) -> dramatiq.Broker:
                 self.do_maintenance(queue_name)
 
     return JobsRedisBroker(
-        url=config.redis_url,
+        url=config.broker_url or config.redis_url,
         # Bounded connects: a down Redis must fail a send or a health check fast, not hang it.
         socket_connect_timeout=2,
         # A live worker touches its broker heartbeat about every second (its delay-queue consumer
@@ -217,11 +219,38 @@ def _redis_broker(config) -> dramatiq.Broker:
     )
 
 
+# pika's defaults wait long for a broker that is down; a send or a health check must fail fast.
+_AMQP_DEFAULTS = {"connection_attempts": "1", "socket_timeout": "2", "blocked_connection_timeout": "5"}
+
+
+def _amqp_url(url: str) -> str:
+    """``url`` with fail-fast connection options added where it sets none of its own."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    for name, value in _AMQP_DEFAULTS.items():
+        query.setdefault(name, value)
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _rabbitmq_broker(config) -> dramatiq.Broker:
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    # Publisher confirms: a send returns only once RabbitMQ holds the message, so a job accepted
+    # with 202 has its message stored, not just written to a socket. Unacked deliveries return to
+    # the queue the moment a consumer's connection closes (a SIGKILLed worker), with no timeout.
+    return RabbitmqBroker(url=_amqp_url(config.broker_url), confirm_delivery=True)
+
+
 def build_queue(app: Flask, config) -> JobQueue:
-    """Build the broker for ``config`` (Redis, or the in-memory embedded one) and declare the actor."""
+    """Build the broker for ``config`` (RabbitMQ, Redis, or the in-memory embedded one) and declare
+    the actor."""
     from . import runner  # imported here: the runner needs the service, which needs this module
 
-    if config.redis_url:
+    if config.broker_kind == "rabbitmq":
+        broker = _rabbitmq_broker(config)
+        # Deliveries are counted in Redis whichever broker carries them.
+        tracker = MessageTracker(_RedisCounts(config.redis_url))
+    elif config.broker_kind == "redis":
         broker = _redis_broker(config)
         tracker = MessageTracker(_RedisCounts(config.redis_url))
     else:

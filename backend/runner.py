@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 MAX_RESULT_BYTES = 1024 * 1024
 
 
+class HandedBack(Exception):
+    """This worker is shutting down and hands the attempt back to the queue unfinished."""
+
+
 class JobReporter:
     """The reporter an agent gets: throttled progress writes and cheap cancellation checkpoints.
 
@@ -29,8 +33,18 @@ class JobReporter:
     chatty agent costs the database a few writes per second at most.
     """
 
-    def __init__(self, service: Transitions, claim: Claim, *, min_interval_s: float = 0.25, clock=time.monotonic):
+    def __init__(
+        self,
+        service: Transitions,
+        claim: Claim,
+        *,
+        min_interval_s: float = 0.25,
+        clock=time.monotonic,
+        hand_back_requested=lambda: False,
+    ):
         self._service = service
+        # Asked at every checkpoint, without a database round trip: a shutting-down worker's signal.
+        self._hand_back_requested = hand_back_requested
         self._claim = claim
         self._min_interval_s = min_interval_s
         self._clock = clock
@@ -46,6 +60,8 @@ class JobReporter:
         self.checkpoint()
 
     def checkpoint(self) -> None:
+        if self._hand_back_requested():
+            raise HandedBack()
         if not self._cancel_requested and self._due():
             if self._pending is not None:
                 self._flush()
@@ -81,7 +97,11 @@ def run_job(job_id: str) -> None:
     vitals = current_app.extensions["job_queue"].vitals
     vitals.track(claim)
     try:
-        _run_claimed(attempts, agent, claim)
+        if vitals.hand_back_requested():
+            # Claimed while this worker was already handing its jobs back: give it straight back.
+            attempts.hand_back(claim)
+            return
+        _run_claimed(attempts, agent, claim, hand_back_requested=vitals.hand_back_requested)
     except AttemptSuperseded:
         # The job moved on (finished, cancelled, or handed to a newer attempt after a stall) while
         # this attempt ran: drop its outcome silently, the newer state stands.
@@ -90,10 +110,10 @@ def run_job(job_id: str) -> None:
         vitals.untrack(claim)
 
 
-def _run_claimed(attempts: Transitions, agent, claim: Claim) -> None:
+def _run_claimed(attempts: Transitions, agent, claim: Claim, *, hand_back_requested=lambda: False) -> None:
     """Run the agent and record its outcome; every write is fenced on ``claim`` still owning the job."""
     job_id = claim.job_id
-    reporter = JobReporter(attempts, claim)
+    reporter = JobReporter(attempts, claim, hand_back_requested=hand_back_requested)
     try:
         result = agent.run(dict(claim.input), reporter)
         _check_result(result)
@@ -102,6 +122,10 @@ def _run_claimed(attempts: Transitions, agent, claim: Claim) -> None:
         raise
     except JobCancelled:
         attempts.mark_cancelled(claim)
+    except HandedBack:
+        # Not a failure: the job goes back to the queue for another worker, this attempt uncounted.
+        db.session.rollback()
+        attempts.hand_back(claim)
     except TimeLimitExceeded:
         # The limit can strike mid-transaction (inside a progress write): start clean.
         db.session.rollback()

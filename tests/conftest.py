@@ -23,6 +23,10 @@ PG_URL_TEMPLATE = os.environ.get(
     "TEST_PG_URL_TEMPLATE", "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 )
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+# The second broker (tests/services.sh starts it). Tests that pass through the broker choose one
+# with `@pytest.mark.parametrize("broker_kind", BROKERS)`; every other test uses Redis.
+RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+BROKERS = ("redis", "rabbitmq")
 IN_CI = os.environ.get("CI") == "true"
 
 
@@ -65,11 +69,35 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    import pika
+
+    try:
+        pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL + "?connection_attempts=1&socket_timeout=2")).close()
+    except pika.exceptions.AMQPError as exc:
+        _unavailable("RabbitMQ", exc)
+    return RABBITMQ_URL
+
+
 @pytest.fixture
-def config(postgres_url: str, redis_url: str) -> Config:
+def broker_kind() -> str:
+    """The broker under test: "redis" unless a test parametrizes it."""
+    return "redis"
+
+
+@pytest.fixture
+def broker_url(request, broker_kind: str) -> str | None:
+    """BROKER_URL for the broker under test; None means the Redis of REDIS_URL (the default)."""
+    return request.getfixturevalue("rabbitmq_url") if broker_kind == "rabbitmq" else None
+
+
+@pytest.fixture
+def config(postgres_url: str, redis_url: str, broker_url: str | None) -> Config:
     return Config(
         database_url=postgres_url,
         redis_url=redis_url,
+        broker_url=broker_url,
         retry_backoff_base_ms=50,
         retry_backoff_max_ms=200,
     )
@@ -80,8 +108,11 @@ def app(config: Config):
     """The production shape: PostgreSQL and the Redis broker, emptied before each test."""
     app = create_app(config)
     redis_lib.Redis.from_url(config.redis_url).flushdb()
+    if config.broker_kind == "rabbitmq":
+        # RabbitMQ's queues outlive a test: start each one with them empty.
+        app.extensions["job_queue"].broker.flush_all()
     with app.app_context():
-        db.session.execute(text("TRUNCATE job_events, jobs, api_keys"))
+        db.session.execute(text("TRUNCATE job_events, jobs, api_keys, worker_processes"))
         db.session.commit()
     yield app
     with app.app_context():

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make sure PostgreSQL and Redis answer on 127.0.0.1 before the suite runs: start them when they are
+# Make sure PostgreSQL, Redis and RabbitMQ answer on 127.0.0.1 before the suite runs: start them when they are
 # installed but stopped; otherwise stop with a message naming what to install.
 set -euo pipefail
 
@@ -42,4 +42,20 @@ if ! redis_up; then
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
   wait_for Redis redis_up
 fi
-echo "services: PostgreSQL and Redis are up on 127.0.0.1"
+# RabbitMQ, the second broker the integration and fault suites run against (guest/guest on 5672).
+# RabbitMQ opens its AMQP listener only once it has booted, so the port answering is enough.
+rabbit_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! command -v rabbitmq-server >/dev/null; then
+  echo "services: RabbitMQ is missing; install it (Debian: apt-get install rabbitmq-server)" >&2
+  exit 1
+fi
+if ! rabbit_up; then
+  echo "services: starting RabbitMQ"
+  rabbitmq-server -detached
+  for _ in $(seq 1 120); do
+    if rabbit_up; then break; fi
+    sleep 0.5
+  done
+  rabbit_up || { echo "services: RabbitMQ did not come up on 127.0.0.1:5672 within 60 s" >&2; exit 1; }
+fi
+echo "services: PostgreSQL, Redis and RabbitMQ are up on 127.0.0.1"

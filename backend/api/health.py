@@ -1,65 +1,58 @@
 """Liveness and readiness for operators and load balancers."""
 from __future__ import annotations
 
-import time
-
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import text
 
-from ..extensions import db
+from .. import health_checks
+from .openapi import ANY_ROUTE_ERRORS, documents_errors, headers
 from .schemas import HealthSchema
+
+_HEALTH_HEADERS = headers("Cache-Control", required=("Cache-Control",))
 
 blp = Blueprint("health", __name__, url_prefix="/health", description="Service health.")
 
 
 @blp.route("/live")
 class Live(MethodView):
-    @blp.response(200, HealthSchema)
-    @blp.doc(security=[])
+    @blp.response(
+        200, HealthSchema, headers=_HEALTH_HEADERS, example={"status": "ok", "checks": {}}
+    )
+    @blp.doc(security=[], operationId="getLiveness")
+    @documents_errors(blp, always=ANY_ROUTE_ERRORS)
     def get(self):
-        """The process answers"""
+        """Check that the process answers
+
+        For liveness probes: no key needed, no dependency checked. Never cached.
+        """
         return {"status": "ok", "checks": {}}
-
-
-def _timed(check) -> dict:
-    started = time.perf_counter()
-    try:
-        check()
-    except Exception as exc:  # any failure of a dependency means not ready, whatever its type
-        return {"ok": False, "error": type(exc).__name__, "latency_ms": _ms_since(started)}
-    return {"ok": True, "latency_ms": _ms_since(started)}
-
-
-def _ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 2)
-
-
-def _check_database() -> None:
-    try:
-        db.session.execute(text("SELECT 1"))
-    finally:
-        db.session.rollback()
-
-
-def _check_broker() -> None:
-    broker = current_app.extensions["job_queue"].broker
-    client = getattr(broker, "client", None)
-    if client is not None:  # Redis; the embedded broker lives in this process and is always up
-        client.ping()
 
 
 @blp.route("/ready")
 class Ready(MethodView):
-    @blp.response(200, HealthSchema)
-    @blp.doc(security=[])
-    @blp.alt_response(503, schema=HealthSchema, description="A dependency is unreachable.")
+    @blp.response(
+        200, HealthSchema, headers=_HEALTH_HEADERS,
+        example={"status": "ok", "checks": {"database": {"ok": True, "latency_ms": 0.4},
+                                            "broker": {"ok": True, "latency_ms": 0.2},
+                                            "workers": {"ok": True, "latency_ms": 0.5, "alive": 2,
+                                                        "decides_readiness": False}}},
+    )
+    @blp.doc(security=[], operationId="getReadiness")
+    @blp.alt_response(
+        503, schema=HealthSchema, headers=_HEALTH_HEADERS, description="A dependency is unreachable.",
+        example={"status": "unavailable", "failing": ["database"],
+                 "checks": {"database": {"ok": False, "error": "OperationalError", "latency_ms": 3001.2},
+                            "broker": {"ok": True, "latency_ms": 0.2}}},
+    )
+    @documents_errors(blp, always=ANY_ROUTE_ERRORS)
     def get(self):
-        """The database and the broker are reachable"""
-        checks = {"database": _timed(_check_database), "broker": _timed(_check_broker)}
-        ok = all(check["ok"] for check in checks.values())
-        failing = [name for name, check in checks.items() if not check["ok"]]
+        """Check that the database and the broker are reachable
+
+        For readiness probes: no key needed. 503 names the failing checks. Never cached. Each check
+        has its latency; ``workers`` (live worker processes) is reported but never fails readiness.
+        """
+        ok, checks = health_checks.run_checks()
+        failing = [name for name in health_checks.DECIDING if not checks[name]["ok"]]
         body = {"status": "ok" if ok else "unavailable", "checks": checks}
         if failing:
             body["failing"] = failing

@@ -9,6 +9,7 @@ from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from .. import telemetry
 from ..extensions import db
 from ..ids import is_job_id
 from ..jobs.errors import MalformedJobId
@@ -16,11 +17,22 @@ from ..jobs.hints import retry_after_s
 from ..jobs.service import JobService
 from ..jobs.status import JobStatus
 from ..models import Job
-from .auth import current_owner, require_api_key
-from .links import job_url
+from .auth import current_key_id, current_owner, protect
+from .limits import charge_full_answer
+from .links import job_url, status_url
+from .openapi import (
+    CANCELLING_JOB_EXAMPLE,
+    JOB_ID_SCHEMA,
+    JOB_STATUS_EXAMPLE,
+    QUEUED_JOB_EXAMPLE,
+    RATE_LIMIT_HEADERS,
+    SUCCEEDED_JOB_EXAMPLE,
+    documents_errors,
+    headers,
+    job_operation_links,
+)
 from .problems import problem
 from .schemas import (
-    STATUS_HEADERS,
     BatchStatusRequestSchema,
     BatchStatusSchema,
     ConditionalHeadersSchema,
@@ -41,7 +53,7 @@ blp = Blueprint(
     url_prefix="/api/ai/jobs",
     description="Submit AI agent jobs and follow them by polling.",
 )
-blp.before_request(require_api_key)
+protect(blp)
 
 _JSON_TYPES = ("application/json",)
 # Deep enough for any honest input; shallow enough that no parser or schema recurses too far.
@@ -106,45 +118,60 @@ def _owned_job(job_id: str) -> Job:
 
 def _check_job_id(job_id: str) -> None:
     if not is_job_id(job_id):
+        hint = ""
+        # An id whose case was changed on the way (a lower-casing tool, a URL typed by hand): say so.
+        candidate = "job_" + job_id[4:].upper()
+        if job_id[:4].lower() == "job_" and is_job_id(candidate):
+            hint = f" Job ids are upper case after a lower-case job_: did you mean {candidate}?"
         raise MalformedJobId(
             f"{job_id[:64]!r} is not a job id; job ids look like job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW "
-            "(job_ followed by 26 Crockford base-32 characters)."
+            f"(job_ followed by 26 Crockford base-32 characters).{hint}"
         )
 
 
-_ERRORS = {
-    400: "BAD_REQUEST",
-    401: "UNAUTHORIZED",
-    404: "NOT_FOUND",
-    409: "CONFLICT",
-    413: "REQUEST_ENTITY_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-    422: "UNPROCESSABLE_ENTITY",
-    429: "TOO_MANY_REQUESTS",
-    503: "SERVICE_UNAVAILABLE",
-}
-# Every job endpoint can refuse a key, be rate limited, or find the database down.
-_ALWAYS = (401, 429, 503)
-
-
 def _documents(*statuses: int):
-    """Document the error responses a view can give (all problem+json)."""
+    """Document the problem+json answers a job view can give (401, 414, 429, 500, 503 always)."""
+    return documents_errors(blp, *statuses)
 
-    def decorate(view):
-        for status in sorted(set(statuses) | set(_ALWAYS)):
-            view = blp.alt_response(status, response=_ERRORS[status])(view)
-        return view
 
-    return decorate
+# Sent with every job answer; the status endpoint adds its ETag and poll hint.
+_JOB_HEADERS = headers("Cache-Control", *RATE_LIMIT_HEADERS, required=("Cache-Control",))
+_ACCEPTED_HEADERS = headers(
+    "Location", "Operation-Location", "Retry-After", "Cache-Control", *RATE_LIMIT_HEADERS,
+    required=("Location", "Operation-Location", "Cache-Control"),
+)
+_STATUS_HEADERS = headers(
+    "ETag", "Retry-After", "Cache-Control", *RATE_LIMIT_HEADERS, required=("ETag", "Cache-Control")
+)
+# The job_id path parameter, documented once per route.
+_JOB_ID_PARAMETER = [{"in": "path", "name": "job_id", "required": True, "schema": JOB_ID_SCHEMA,
+                      "description": "The job's id, as the submit answer gave it."}]
+
+
+def accepted_headers(job: Job) -> dict[str, str]:
+    """A 202's headers: the job (Location), its status monitor (Operation-Location), the poll hint."""
+    sent = {"Location": job_url(job.id), "Operation-Location": status_url(job.id)}
+    hint = retry_after_s(poll_hint_ms(job))
+    if hint is not None:
+        sent["Retry-After"] = hint
+    return sent
 
 
 @blp.route("")
 class Jobs(MethodView):
+    @blp.doc(operationId="listJobs")
     @blp.arguments(JobListArgsSchema, location="query", as_kwargs=True)
-    @blp.response(200, JobListSchema)
+    @blp.response(
+        200, JobListSchema, headers={**_JOB_HEADERS, **headers("Link")},
+        example={"jobs": [SUCCEEDED_JOB_EXAMPLE], "next_cursor": None},
+    )
     @_documents(400, 422)
     def get(self, **filters):
-        """List your jobs, newest first"""
+        """List your jobs, newest first
+
+        Filter by status, agent or request_id. Pages hold up to `limit` jobs; while more remain, the
+        answer has a `next_cursor` and a `Link: <...>; rel="next"` header naming the next page.
+        """
         jobs, next_cursor = _service().list(current_owner(), **filters)
         headers = {}
         if next_cursor is not None:
@@ -152,40 +179,69 @@ class Jobs(MethodView):
             headers["Link"] = f'<{request.path}?{urlencode(query)}>; rel="next"'
         return {"jobs": jobs, "next_cursor": next_cursor}, 200, headers
 
-    @blp.arguments(SubmitJobSchema)
-    @blp.response(202, JobSchema)
-    @blp.alt_response(200, schema=JobSchema, description="The request_id was seen before with this body: the existing job.")
+    @blp.doc(operationId="submitJob", responses={
+        202: {"links": job_operation_links()}, 200: {"links": job_operation_links()}})
+    @blp.arguments(
+        SubmitJobSchema,
+        example={"agent": "canvas", "input": {"prompt": "three red circles in a row"}, "request_id": "order-1234:render"},
+    )
+    @blp.response(
+        202, JobSchema, description="Accepted: the job is queued. Poll Operation-Location until it ends.",
+        headers=_ACCEPTED_HEADERS, example=QUEUED_JOB_EXAMPLE,
+    )
+    @blp.alt_response(
+        200, schema=JobSchema, headers=_ACCEPTED_HEADERS, example=SUCCEEDED_JOB_EXAMPLE,
+        description="The request_id was seen before with this body: the existing job, in its current state.",
+    )
     @_documents(400, 409, 413, 415, 422)
     def post(self, body):
-        """Submit a job"""
+        """Submit a job
+
+        Queue a job for an agent and answer 202 at once, before it runs. `Operation-Location` names the
+        status to poll (honour `Retry-After`), `Location` the job, whose result is there once it
+        succeeded. With a `request_id`, resubmitting the same body answers 200 with the first job.
+        """
         job, created = _service().submit(
             current_owner(), body["agent"], body["input"], body.get("request_id")
         )
-        headers = {"Location": job_url(job.id)}
-        hint = retry_after_s(poll_hint_ms(job))
-        if hint is not None:
-            headers["Retry-After"] = hint
-        return job, 202 if created else 200, headers
+        if created:
+            telemetry.job_submitted(job)
+        return job, 202 if created else 200, accepted_headers(job)
 
 
-@blp.route("/<job_id>")
+@blp.route("/<job_id:job_id>", parameters=_JOB_ID_PARAMETER)
 class JobDetails(MethodView):
-    @blp.response(200, JobSchema)
+    @blp.doc(operationId="getJob")
+    @blp.response(200, JobSchema, headers=_JOB_HEADERS, example=SUCCEEDED_JOB_EXAMPLE)
     @_documents(400, 404)
     def get(self, job_id):
-        """Get a job in full: input, result, error, progress, timestamps"""
+        """Get a job in full
+
+        The input, result, error, progress and timestamps. Poll the status endpoint instead while the
+        job runs: it is cheaper and conditional.
+        """
         return _owned_job(job_id)
 
 
-@blp.route("/<job_id>/status")
+@blp.route("/<job_id:job_id>/status", parameters=_JOB_ID_PARAMETER)
 class JobStatusView(MethodView):
+    @blp.doc(operationId="getJobStatus")
     @blp.arguments(WaitArgsSchema, location="query", as_kwargs=True)
     @blp.arguments(ConditionalHeadersSchema, location="headers", as_kwargs=True)
-    @blp.response(200, JobStatusSchema, headers=STATUS_HEADERS)
-    @blp.alt_response(304, description="Not Modified: the job's ETag still matches If-None-Match.")
+    @blp.response(200, JobStatusSchema, headers=_STATUS_HEADERS, example=JOB_STATUS_EXAMPLE)
+    @blp.alt_response(
+        304, headers=_STATUS_HEADERS,
+        description="Not Modified: the job's ETag still matches If-None-Match. No body; the headers are "
+        "those of a 200.",
+    )
     @_documents(400, 404, 422)
     def get(self, job_id, wait, if_none_match):
-        """Get a job's compact status (the endpoint to poll; conditional, optionally long-polled)"""
+        """Get a job's compact status
+
+        The endpoint to poll, and the status monitor that 202 answers name in Operation-Location. Send
+        the ETag you hold in If-None-Match: an unchanged job answers 304 with no body, which costs
+        less of the rate budget. With `wait=N` as well, the answer waits up to N seconds for a change.
+        """
         _check_job_id(job_id)
         service, owner = _service(), current_owner()
         presented = if_none_match
@@ -198,23 +254,40 @@ class JobStatusView(MethodView):
         headers = _status_headers(job, tag)
         if presented is not None and _matches(presented, tag):
             return Response(status=304, headers=headers)
+        charge_full_answer()
         return job, 200, headers
 
 
 @blp.route("/statuses")
 class JobStatuses(MethodView):
-    @blp.arguments(BatchStatusRequestSchema)
+    @blp.doc(operationId="getJobStatuses")
+    @blp.arguments(BatchStatusRequestSchema, example={"ids": [JOB_STATUS_EXAMPLE["id"]], "versions": {JOB_STATUS_EXAMPLE["id"]: 4}})
     @blp.arguments(WaitArgsSchema, location="query", as_kwargs=True)
-    @blp.response(200, BatchStatusSchema)
+    @blp.response(
+        200, BatchStatusSchema, headers=_JOB_HEADERS,
+        example={"jobs": [JOB_STATUS_EXAMPLE], "unchanged": [], "not_found": [], "poll_after_ms": 500},
+    )
     @_documents(400, 413, 415, 422)
     def post(self, body, wait):
-        """Poll many jobs at once: only the ones whose version changed come back in full"""
+        """Poll many jobs at once
+
+        Send up to 100 ids with the version you hold of each: only the jobs whose version changed come
+        back in full; the others are listed as unchanged or not found. With `wait=N`, an answer with
+        nothing changed waits up to N seconds for a change.
+        """
         service, owner = _service(), current_owner()
         ids = list(dict.fromkeys(body["ids"]))  # de-duplicated, order kept
         versions = body["versions"]
-        with service.notifier.listen(ids) if wait > 0 else nullcontext() as changed:
+        answer = _batch(service, owner, ids, versions)
+        if wait == 0 or answer["jobs"] or answer["poll_after_ms"] is None:
+            return answer
+        # Subscribe to the caller's own jobs only: a wake-up by another owner's job would be a
+        # timing side channel. Then read again, so a change that landed between the first read
+        # and the subscription is answered at once instead of being slept through.
+        not_found = set(answer["not_found"])
+        with service.notifier.listen([i for i in ids if i not in not_found]) as changed:
             answer = _batch(service, owner, ids, versions)
-            if wait > 0 and not answer["jobs"] and answer["poll_after_ms"] is not None:
+            if not answer["jobs"] and answer["poll_after_ms"] is not None:
                 _wait_without_database(changed, wait)
                 answer = _batch(service, owner, ids, versions)
         return answer
@@ -228,16 +301,21 @@ def _status_and_tag(service: JobService, owner: str, job_id: str) -> tuple[Job, 
 
 
 def status_etag(job: Job) -> str:
-    """A strong tag of the job's state: its version, plus its place in the queue while queued."""
+    """A weak tag of the job's state: its version, plus its place in the queue while queued.
+
+    Weak, because two answers under one tag are equivalent but not byte-identical: their
+    ``poll_after_ms`` (and ``Retry-After``) follow the job's age and this process's load."""
     if job.queue_position is not None:
-        return f'"v{job.version}.q{job.queue_position}"'
-    return f'"v{job.version}"'
+        return f'W/"v{job.version}.q{job.queue_position}"'
+    return f'W/"v{job.version}"'
 
 
 def _matches(presented: str, tag: str) -> bool:
+    """If-None-Match uses the weak comparison (RFC 9110): ``"v5"`` and ``W/"v5"`` both match."""
     if presented.strip() == "*":
         return True
-    return tag in {candidate.strip().removeprefix("W/") for candidate in presented.split(",")}
+    opaque = tag.removeprefix("W/")
+    return opaque in {candidate.strip().removeprefix("W/") for candidate in presented.split(",")}
 
 
 def _status_headers(job: Job, tag: str) -> dict[str, str]:
@@ -249,14 +327,18 @@ def _status_headers(job: Job, tag: str) -> dict[str, str]:
 
 
 def _wait_without_database(changed, wait_s: int) -> None:
-    """Give the database connection back, then sleep until a change is signalled or time is up."""
-    db.session.remove()
-    gauge = current_app.extensions["load_gauge"]
-    gauge.leave()  # a parked long poll costs a thread, not work: it does not count as load
-    try:
-        changed.wait(wait_s)
-    finally:
-        gauge.enter()
+    """Take one of the key's long-poll slots (429 past the cap), give the database connection back,
+    then sleep until a change is signalled or time is up."""
+    slots = current_app.extensions["long_poll_slots"]
+    with slots.hold(current_key_id(), wait_s):
+        db.session.remove()
+        gauge = current_app.extensions["load_gauge"]
+        gauge.leave()  # a parked long poll costs a thread, not work: it does not count as load
+        try:
+            with telemetry.parked():
+                changed.wait(wait_s)
+        finally:
+            gauge.enter()
 
 
 def _batch(service: JobService, owner: str, ids: list[str], versions: dict[str, int]) -> dict:
@@ -284,22 +366,41 @@ def _batch(service: JobService, owner: str, ids: list[str], versions: dict[str, 
     }
 
 
-@blp.route("/<job_id>/cancel")
+@blp.route("/<job_id:job_id>/cancel", parameters=_JOB_ID_PARAMETER)
 class JobCancel(MethodView):
-    @blp.response(202, JobSchema)
+    @blp.doc(operationId="cancelJob", responses={202: {"links": job_operation_links()}})
+    @blp.response(
+        202, JobSchema, headers=_ACCEPTED_HEADERS, example=CANCELLING_JOB_EXAMPLE,
+        description="Accepted: a queued job is cancelled at once, a running one at its next checkpoint. "
+        "Poll Operation-Location until the status is cancelled (or the job won the race and finished).",
+    )
     @_documents(400, 404, 409, 415)
     def post(self, job_id):
-        """Cancel a job (a running job stops at its next checkpoint)"""
+        """Cancel a job
+
+        A queued job is cancelled at once; a running job stops at its next checkpoint, so the answer
+        may still say running, with cancel_requested_at set. A finished job answers 409.
+        """
         _check_job_id(job_id)
-        return _service().cancel(current_owner(), job_id)
+        job = _service().cancel(current_owner(), job_id)
+        return job, 202, accepted_headers(job)
 
 
-@blp.route("/<job_id>/events")
+@blp.route("/<job_id:job_id>/events", parameters=_JOB_ID_PARAMETER)
 class JobEvents(MethodView):
+    @blp.doc(operationId="listJobEvents")
     @blp.arguments(EventsArgsSchema, location="query", as_kwargs=True)
-    @blp.response(200, EventListSchema)
+    @blp.response(
+        200, EventListSchema, headers=_JOB_HEADERS,
+        example={"events": [{"seq": 2, "at": "2026-11-27T12:19:28.218417+00:00", "status": "running",
+                             "percent": 0.0, "stage": None, "message": None}]},
+    )
     @_documents(400, 404, 422)
     def get(self, job_id, after):
-        """Get a job's status history, oldest first"""
+        """Get a job's status history
+
+        Every status and progress change, oldest first. Pass the last `seq` you saw as `after` to
+        read only what is new.
+        """
         _check_job_id(job_id)
         return {"events": _service().events(current_owner(), job_id, after)}

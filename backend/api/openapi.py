@@ -173,9 +173,9 @@ CANCELLING_JOB_EXAMPLE = {
 # ---- error responses ------------------------------------------------------------------------------
 
 RATE_LIMIT_HEADERS = ("RateLimit", "RateLimit-Policy")
-# Every /api/ai operation can refuse a key, be rate limited, meet an over-long URL, fail
+# Every /api/ai operation can refuse a key (401; 403 for an ops key), be rate limited, meet an over-long URL, fail
 # unexpectedly or find the database down.
-API_ERRORS = (401, 414, 429, 500, 503)
+API_ERRORS = (401, 403, 414, 429, 500, 503)
 # Any route can meet an over-long URL or fail unexpectedly.
 ANY_ROUTE_ERRORS = (414, 500)
 

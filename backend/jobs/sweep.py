@@ -43,14 +43,14 @@ class Sweep:
         now = utcnow()
         cutoff = now - timedelta(seconds=self.config.heartbeat_timeout_s)
         stale = db.session.execute(
-            select(Job.id, Job.agent, Job.attempts, Job.cancel_requested_at)
+            select(Job.id, Job.agent, Job.attempts, Job.handed_back, Job.cancel_requested_at)
             .where(Job.status == JobStatus.RUNNING.value, Job.heartbeat_at < cutoff)
             .order_by(Job.heartbeat_at)
             .limit(limit)
         ).all()
         db.session.rollback()
         counts = {"requeued": 0, "failed": 0, "cancelled": 0}
-        for job_id, agent, attempt, cancel_requested_at in stale:
+        for job_id, agent, attempt, handed_back, cancel_requested_at in stale:
             lost = f"The worker running attempt {attempt} stopped responding"
             if cancel_requested_at is not None:
                 moved = self.transitions.write(
@@ -62,7 +62,7 @@ class Sweep:
                     now=now,
                 )
                 counts["cancelled"] += moved is not None
-            elif attempt < self.config.max_attempts:
+            elif attempt - handed_back < self.config.max_attempts:
                 message = self.messages.new(job_id, agent)
                 moved = self.transitions.write(
                     job_id,
@@ -89,7 +89,7 @@ class Sweep:
                 counts["failed"] += self.transitions.end_failed(
                     job_id,
                     "worker_lost",
-                    f"{lost}; all {attempt} attempts were lost with their workers, so the job is "
+                    f"{lost}; all {attempt - handed_back} attempts were lost with their workers, so the job is "
                     "given up (it may crash the worker that runs it).",
                     False,
                     attempt=attempt,

@@ -16,20 +16,23 @@ from typing import Any, Iterable
 
 from sqlalchemy import select, update
 
+from .. import job_metrics
 from ..extensions import db
 from ..models import Job, JobEvent, utcnow
-from .status import JobStatus, sources_of
+from .status import TERMINAL, JobStatus, sources_of
 
 _RETURNED = (
     Job.version,
     Job.status,
     Job.attempts,
+    Job.handed_back,
     Job.agent,
     Job.input,
     Job.progress_percent,
     Job.progress_stage,
     Job.progress_message,
     Job.cancel_requested_at,
+    Job.started_at,
 )
 
 
@@ -42,6 +45,13 @@ class Claim:
     input: dict[str, Any]
     attempt: int
     started_at: datetime
+    # Earlier attempts handed back by shutting-down workers: not counted against the attempt limit.
+    handed_back: int = 0
+
+    @property
+    def counted_attempts(self) -> int:
+        """The attempts that count against ``JOB_MAX_ATTEMPTS``, this one included."""
+        return self.attempt - self.handed_back
 
 
 class AttemptSuperseded(Exception):
@@ -75,10 +85,16 @@ class Transitions:
         Delivery is at-least-once: a duplicate message finds the job already running or finished
         and is skipped here.
         """
-        agent = db.session.scalar(select(Job.agent).where(Job.id == job_id))
-        if agent is None:
+        # Besides the agent, what the metrics need: since when it waited, and whether the sweep
+        # requeued it from a lost worker (then heartbeat_at is that worker's last beat).
+        before = db.session.execute(
+            select(Job.agent, Job.updated_at, Job.next_attempt_at, Job.error_code, Job.heartbeat_at)
+            .where(Job.id == job_id)
+        ).one_or_none()
+        if before is None:
             db.session.rollback()
             return None
+        agent = before.agent
         now = utcnow()
         row = self.write(
             job_id,
@@ -104,7 +120,13 @@ class Transitions:
         )
         if row is None:
             return None
-        return Claim(job_id=job_id, agent=row.agent, input=row.input, attempt=row.attempts, started_at=now)
+        job_metrics.attempt_started(
+            job_id, row.agent, row.attempts, now=now,
+            queued_since=before.next_attempt_at or before.updated_at,
+            lost_worker_beat_at=before.heartbeat_at if before.error_code == "worker_lost" else None,
+        )
+        return Claim(job_id=job_id, agent=row.agent, input=row.input, attempt=row.attempts, started_at=now,
+                     handed_back=row.handed_back)
 
     def record_progress(self, claim: Claim, percent: float, stage: str, message: str) -> bool:
         """Persist progress (and a heartbeat); returns whether a cancel was requested.
@@ -175,11 +197,11 @@ class Transitions:
 
         Returns True when another attempt was scheduled.
         """
-        if claim.attempt >= self.config.max_attempts:
+        if claim.counted_attempts >= self.config.max_attempts:
             self.end_failed(
                 claim.job_id,
                 code,
-                f"{message} (gave up after {claim.attempt} attempts)",
+                f"{message} (gave up after {claim.counted_attempts} attempts)",
                 True,
                 attempt=claim.attempt,
             )
@@ -211,6 +233,39 @@ class Transitions:
             self.mark_cancelled(claim)
             return False
         self.messages.send(next_message, delay_ms=delay_ms)
+        job_metrics.retry_scheduled(claim.job_id, claim.agent, claim.attempt, code, delay_ms)
+        return True
+
+    def hand_back(self, claim: Claim, *, reason: str = "its worker shut down") -> bool:
+        """Put a running attempt's job back in ``queued`` at once, the attempt not counted.
+
+        For a worker that stops before the attempt finished (a rolling deploy). ``attempts`` stays
+        as it is, so this attempt's later writes stay fenced out; ``handed_back`` grows instead.
+        A pending cancel request ends the job cancelled rather than queueing it again.
+        Returns whether the job went back to the queue.
+        """
+        now = utcnow()
+        next_message = self.messages.new(claim.job_id, claim.agent)
+        moved = self.write(
+            claim.job_id,
+            to=JobStatus.QUEUED,
+            attempt=claim.attempt,
+            values={
+                "handed_back": Job.handed_back + 1,
+                "next_attempt_at": None,
+                "progress_stage": "handed back",
+                "estimated_completion_at": None,
+                "enqueued_at": now,
+                "message_id": next_message.message_id,
+            },
+            only_if=[Job.cancel_requested_at.is_(None)],
+            message=f"Attempt {claim.attempt} handed back unfinished ({reason}); queued again",
+            now=now,
+        )
+        if moved is None:
+            self.mark_cancelled(claim)
+            return False
+        self.messages.send(next_message)
         return True
 
     def retry_delay_ms(self, attempt: int) -> int:
@@ -325,4 +380,7 @@ class Transitions:
         )
         db.session.commit()
         self.notifier.publish(job_id)
+        if to in TERMINAL:
+            job_metrics.job_finished(job_id, row.agent, row.status, started_at=row.started_at, finished_at=now,
+                                     error_code=values.get("error_code"))
         return row

@@ -16,7 +16,7 @@
 import {spawn, spawnSync} from 'node:child_process';
 import {randomBytes} from 'node:crypto';
 import {once} from 'node:events';
-import {createWriteStream, existsSync, mkdirSync, mkdtempSync} from 'node:fs';
+import {createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync} from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -421,7 +421,103 @@ export function useStack({before, after}, options) {
 	return stack;
 }
 
+/**
+ * The embedded mode as `make run` starts it: `flask serve` with its in-process worker on a throwaway SQLite
+ * file, and the development key it makes and prints. No PostgreSQL, no Redis.
+ */
+export class EmbeddedServer {
+	/** @param {{stageDelayMs: number}} options */
+	constructor({stageDelayMs}) {
+		this.directory = mkdtempSync(path.join(os.tmpdir(), 'ai-jobs-e2e-embedded-'));
+		const env = {...process.env};
+		for (const name of ['DEV_API_KEY', 'DATABASE_URL', 'REDIS_URL', 'ENABLED_AGENTS', 'CORS_ALLOWED_ORIGINS']) {
+			delete env[name];
+		}
+
+		this.env = {
+			...env,
+			PYTHONUNBUFFERED: '1',
+			DATABASE_URL: `sqlite:///${path.join(this.directory, 'jobs.sqlite3')}`,
+			REDIS_URL: '',
+			DEV_API_KEY_FILE: path.join(this.directory, 'instance', 'dev-api-key'),
+			CANVAS_STAGE_DELAY_MS: String(stageDelayMs),
+		};
+		/** @type {string | null} */
+		this.apiKey = null;
+	}
+
+	async start() {
+		await runPython(['-m', 'flask', '--app', 'wsgi', 'db', 'upgrade'], this.env);
+		this.port = await freePort();
+		this.baseUrl = `http://127.0.0.1:${this.port}`;
+		await this.#launch();
+	}
+
+	/**
+	 * Stop the server and start it again on the same port and database, with `env` added (a new DEV_API_KEY).
+	 * @param {NodeJS.ProcessEnv} env
+	 */
+	async restart(env = {}) {
+		await this.server?.stop('SIGTERM');
+		Object.assign(this.env, env);
+		this.apiKey = null;
+		await this.#launch();
+	}
+
+	async #launch() {
+		this.server = new Service('serve', ['-m', 'flask', '--app', 'wsgi', 'serve', '--port', String(this.port)], this.env, this.directory, (line) => {
+			const printed = /^Development API key \(owner '[^']+'\): (\S+)$/.exec(line);
+			if (printed) {
+				this.apiKey = printed[1];
+			}
+		});
+		this.server.start();
+		await waitFor(() => {
+			if (!this.server.running) {
+				throw new Error(`flask serve exited during startup; see ${this.server.logPath}`);
+			}
+
+			return this.apiKey;
+		}, {timeoutMs: STARTUP_TIMEOUT_MS, intervalMs: 100, what: 'flask serve to print its development key'});
+	}
+
+	/**
+	 * A fresh key of `scope` ("jobs" or "ops") for `owner`, created with the CLI as an operator would.
+	 * @param {string} owner
+	 * @param {{scope?: string}} [options]
+	 */
+	async createKey(owner, {scope = 'jobs'} = {}) {
+		const output = await runPython(['-m', 'flask', '--app', 'wsgi', 'keys', 'create', '--owner', owner, '--scope', scope], this.env);
+		const key = output.trim().split('\n').at(-1)?.trim();
+		if (!key) {
+			throw new Error(`keys create printed no key:\n${output}`);
+		}
+
+		return key;
+	}
+
+	async close() {
+		await this.server?.stop('SIGTERM');
+		rmSync(this.directory, {recursive: true, force: true});
+	}
+}
+
+/**
+ * Start an embedded server for a test file; `after` stops it even when a test failed.
+ * @param {{before: Function, after: Function}} hooks node:test's before/after
+ * @param {{stageDelayMs: number}} options
+ */
+export function useEmbeddedServer({before, after}, options) {
+	const server = new EmbeddedServer(options);
+	before(() => server.start(), {timeout: 120_000});
+	after(() => server.close(), {timeout: 60_000});
+	return server;
+}
+
 // ---- the browser -----------------------------------------------------------------------------------
+
+/** The browser window the tests use; a "screen" in the layout checks is this tall. */
+export const VIEWPORT = {width: 1280, height: 900};
 
 /**
  * Launch Chromium (its own fresh profile, which playwright-core creates and deletes) with one context,
@@ -431,11 +527,19 @@ export function useStack({before, after}, options) {
  */
 export async function openBrowser(t) {
 	const browser = await chromium.launch({executablePath: CHROMIUM, args: CHROMIUM_ARGS});
-	const context = await browser.newContext({viewport: {width: 1280, height: 900}});
+	const context = await browser.newContext({viewport: VIEWPORT});
 	/** @type {string[]} */
 	const pageErrors = [];
+	/** @type {string[]} */
+	const consoleErrors = [];
 	context.on('page', (page) => {
 		page.on('pageerror', (error) => pageErrors.push(`${error.name}: ${error.message}`));
+		// Includes what the browser itself reports there, such as a resource that answered 404.
+		page.on('console', (message) => {
+			if (message.type() === 'error') {
+				consoleErrors.push(`${message.text()} (${message.location().url})`);
+			}
+		});
 	});
 	t.after(async () => {
 		await browser.close();
@@ -444,12 +548,14 @@ export async function openBrowser(t) {
 		context,
 		/** Page errors seen so far ("uncaught exception in the page"). */
 		pageErrors,
+		/** Console messages of type error seen so far, the browser's own included. */
+		consoleErrors,
 	};
 }
 
 /**
  * Open the demo page and sign it in with `apiKey` through its API-key field (the stack runs with Redis,
- * so /demo-config.json is 404 and the page asks for a key).
+ * so /demo-config.json hands out no key and the page asks for one).
  * @param {import('playwright-core').BrowserContext} context
  * @param {Stack} stack
  * @param {string} apiKey

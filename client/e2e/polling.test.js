@@ -187,3 +187,57 @@ test('when the API goes down the page says so, and it recovers and finishes the 
 	assert.equal(await card.locator('[data-testid="job-drawing"] polygon').count(), 2);
 	assert.deepEqual(pageErrors, []);
 });
+
+test('a queued job first in line says "Next in line", not "Queue position 0"', {timeout: 60_000}, async (t) => {
+	const {context, pageErrors, consoleErrors} = await openBrowser(t);
+	const apiKey = await stack.createKey('e2e-queue');
+	const page = await openDemo(context, stack, apiKey);
+	// The worker runs two jobs at a time (-t 2), so the third waits with no queued job ahead of it.
+	const ids = [];
+	for (const prompt of ['three red circles in a row', 'a star', 'two green squares']) {
+		ids.push(await submitPrompt(page, prompt));
+	}
+
+	const third = jobCard(page, ids[2]);
+	await third.locator('[data-testid="job-eta"]', {hasText: 'Next in line'}).waitFor({timeout: 15_000});
+	assert.equal(await third.getAttribute('data-status'), 'queued');
+	assert.doesNotMatch(await page.locator('#jobs').textContent(), /Queue position/);
+
+	for (const id of ids) {
+		await fetch(`${stack.baseUrl}/api/ai/jobs/${id}/cancel`, {method: 'POST', headers: {authorization: `Bearer ${apiKey}`}});
+	}
+
+	await page.waitForFunction(() => [...document.querySelectorAll('[data-testid="job"]')].every((card) => card.getAttribute('data-status') === 'cancelled'), null, {timeout: 15_000});
+	assert.deepEqual(pageErrors, []);
+	assert.deepEqual(consoleErrors, []);
+});
+
+test('"Refresh now" while everything is paused asks the server once and leaves polling paused', {timeout: 60_000}, async (t) => {
+	const {context, pageErrors, consoleErrors} = await openBrowser(t);
+	const page = await openDemo(context, stack, await stack.createKey('e2e-refresh-paused'));
+	const jobId = await submitPrompt(page, 'three red circles in a row');
+	const card = jobCard(page, jobId);
+	await waitUntilRunning(card);
+	await page.locator('#pause-all').click();
+	await card.locator('[data-testid="job-polling"]', {hasText: 'Polling paused.'}).waitFor();
+	const pausedPercent = await card.locator('progress').getAttribute('value');
+	// A stage lasts 2 s: by then the job has moved on at the server, but not on the paused page.
+	await sleep(STAGE_DELAY_MS + 500);
+	assert.equal(await card.locator('progress').getAttribute('value'), pausedPercent, 'nothing changed on the page while paused');
+
+	const clickedAt = Date.now();
+	await page.locator('#refresh-now').click();
+	await waitFor(async () => (await card.locator('progress').getAttribute('value')) !== pausedPercent, {timeoutMs: 5000, what: 'the card to show the newer progress'});
+	await notices(page).filter({hasText: 'polling stays paused'}).waitFor();
+	await sleep(2000);
+
+	const requests = stack.pollRequests(jobId, {since: clickedAt});
+	assert.equal(requests.length, 1, `one status request for the refresh, then none: ${JSON.stringify(requests)}`);
+	assert.match(await page.locator('#polling-mode').textContent(), /Paused \(all jobs\)/);
+	assert.equal(await card.locator('[data-testid="job-polling"]').textContent(), 'Polling paused.');
+
+	await page.locator('#pause-all').click();
+	await card.locator('[data-testid="job-drawing"]').waitFor({timeout: 20_000});
+	assert.deepEqual(pageErrors, []);
+	assert.deepEqual(consoleErrors, []);
+});

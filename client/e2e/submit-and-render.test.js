@@ -3,12 +3,12 @@
 
 import assert from 'node:assert/strict';
 import {after, before, test} from 'node:test';
-import {jobCard, openBrowser, openDemo, recordProgress, submitPrompt, useStack} from './harness.js';
+import {jobCard, openBrowser, openDemo, recordProgress, submitPrompt, useStack, VIEWPORT} from './harness.js';
 
 const stack = useStack({before, after}, {stageDelayMs: 400, redisDb: 12});
 
 test('a submitted prompt moves its progress bar through the stages and ends as SVG shapes', {timeout: 60_000}, async (t) => {
-	const {context, pageErrors} = await openBrowser(t);
+	const {context, pageErrors, consoleErrors} = await openBrowser(t);
 	const page = await openDemo(context, stack, await stack.createKey('e2e-progress'));
 	// Long-poll answers as soon as the job changes, so every stage of a short job reaches the page.
 	await page.locator('#long-poll').check();
@@ -36,10 +36,11 @@ test('a submitted prompt moves its progress bar through the stages and ends as S
 
 	assert.match(await card.locator('[data-testid="job-stage"]').textContent(), /3 red circles/i);
 	assert.deepEqual(pageErrors, []);
+	assert.deepEqual(consoleErrors, []);
 });
 
 test('a finished flowchart is drawn as four labelled boxes joined by three arrows', {timeout: 60_000}, async (t) => {
-	const {context, pageErrors} = await openBrowser(t);
+	const {context, pageErrors, consoleErrors} = await openBrowser(t);
 	const page = await openDemo(context, stack, await stack.createKey('e2e-flowchart'));
 	await page.getByRole('button', {name: 'flowchart: Start -> Validate -> Save -> End'}).click();
 	assert.equal(await page.locator('#prompt').inputValue(), 'flowchart: Start -> Validate -> Save -> End');
@@ -67,10 +68,11 @@ test('a finished flowchart is drawn as four labelled boxes joined by three arrow
 	}
 
 	assert.deepEqual(pageErrors, []);
+	assert.deepEqual(consoleErrors, []);
 });
 
 test('a star and a triangle are drawn as polygons', {timeout: 60_000}, async (t) => {
-	const {context, pageErrors} = await openBrowser(t);
+	const {context, pageErrors, consoleErrors} = await openBrowser(t);
 	const page = await openDemo(context, stack, await stack.createKey('e2e-polygons'));
 	const jobId = await submitPrompt(page, 'a big yellow star next to a small green triangle');
 	const drawing = jobCard(page, jobId).locator('[data-testid="job-drawing"]');
@@ -84,4 +86,102 @@ test('a star and a triangle are drawn as polygons', {timeout: 60_000}, async (t)
 	const triangle = await drawing.locator('[data-object-type="triangle"] polygon').boundingBox();
 	assert.ok(star.width > triangle.width && star.height > triangle.height, 'the big star is bigger than the small triangle');
 	assert.deepEqual(pageErrors, []);
+	assert.deepEqual(consoleErrors, []);
+});
+
+// Colours as demo.css sets them: --bad, the cancelled grey, and the blue accent of running jobs.
+const FAILED_RED = 'rgb(198, 40, 40)';
+const CANCELLED_GREY = 'rgb(110, 119, 129)';
+const RUNNING_BLUE = 'rgb(11, 95, 204)';
+const FINISH_WORDS = /\b(Succeeded|Failed|Cancelled|Finished) at\b/g;
+
+/** @param {import('playwright-core').Locator} card */
+async function barColour(card) {
+	return card.locator('progress').evaluate((bar) => getComputedStyle(bar).accentColor);
+}
+
+/** @param {import('playwright-core').Locator} card */
+async function finishLines(card) {
+	return (await card.evaluate((element) => /** @type {HTMLElement} */ (element).innerText)).match(FINISH_WORDS) ?? [];
+}
+
+test('a failed job looks failed: a red bar, one finish line, and the error with a prompt that fits', {timeout: 60_000}, async (t) => {
+	const {context, pageErrors, consoleErrors} = await openBrowser(t);
+	const page = await openDemo(context, stack, await stack.createKey('e2e-failed'));
+
+	const jobId = await submitPrompt(page, '60 circles');
+	const card = jobCard(page, jobId);
+	await card.locator('[data-testid="job-error"]').waitFor({timeout: 20_000});
+
+	assert.equal(await card.getAttribute('data-status'), 'failed');
+	assert.equal(await barColour(card), FAILED_RED);
+	assert.deepEqual(await finishLines(card), ['Failed at']);
+	assert.match(await card.locator('[data-testid="job-error"]').textContent(), /^does_not_fit: .*try '.+', which fits this 1200x800 canvas$/);
+	assert.equal(await card.locator('[data-testid="job-drawing"]').count(), 0);
+	assert.deepEqual(pageErrors, []);
+	assert.deepEqual(consoleErrors, []);
+});
+
+test('a cancelled job looks cancelled: a grey bar and one finish line', {timeout: 60_000}, async (t) => {
+	const {context, pageErrors, consoleErrors} = await openBrowser(t);
+	const page = await openDemo(context, stack, await stack.createKey('e2e-cancelled'));
+
+	const jobId = await submitPrompt(page, 'three red circles in a row');
+	const card = jobCard(page, jobId);
+	assert.equal(await barColour(card), RUNNING_BLUE, 'an unfinished job has the blue bar');
+	await card.locator('[data-testid="job-cancel"]').click();
+	await page.locator(`[data-testid="job"][data-job-id="${jobId}"][data-status="cancelled"]`).waitFor({timeout: 20_000});
+
+	assert.equal(await barColour(card), CANCELLED_GREY);
+	assert.deepEqual(await finishLines(card), ['Cancelled at']);
+	assert.equal(await card.locator('[data-testid="job-cancel"]').isVisible(), false);
+	assert.deepEqual(pageErrors, []);
+	assert.deepEqual(consoleErrors, []);
+});
+
+test('twenty jobs fit in two screens: older finished cards collapse to one line and open on demand', {timeout: 120_000}, async (t) => {
+	const {context, pageErrors, consoleErrors} = await openBrowser(t);
+	const apiKey = await stack.createKey('e2e-twenty');
+	const headers = {authorization: `Bearer ${apiKey}`, 'content-type': 'application/json'};
+	const prompts = ['three red circles in a row', '60 circles', 'flowchart: Start -> Validate -> Save -> End', 'asdf qwerty', 'a 2x3 grid of blue squares labelled A to F'];
+	for (let index = 0; index < 20; index += 1) {
+		const response = await fetch(`${stack.baseUrl}/api/ai/jobs`, {method: 'POST', headers, body: JSON.stringify({agent: 'canvas', input: {prompt: prompts[index % prompts.length]}})});
+		assert.equal(response.status, 202);
+	}
+
+	const page = await openDemo(context, stack, apiKey);
+	await page.locator('[data-testid="job"]').nth(19).waitFor();
+	await page.waitForFunction(() => document.querySelectorAll('[data-testid="job"][data-status="succeeded"], [data-testid="job"][data-status="failed"]').length === 20, null, {timeout: 60_000});
+	await page.reload();
+	await page.locator('#app[data-ready="true"]').waitFor();
+	await page.waitForFunction(() => document.querySelectorAll('[data-testid="job"][data-collapsed="true"]').length === 19);
+
+	const cards = page.locator('[data-testid="job"]');
+	assert.equal(await cards.count(), 20);
+	assert.deepEqual(await cards.evaluateAll((elements) => elements.map((element) => element.getAttribute('data-collapsed'))), [
+		'false', ...Array.from({length: 19}, () => 'true'),
+	], 'the newest finished card stays open');
+	const listHeight = await page.locator('#jobs').evaluate((list) => list.getBoundingClientRect().height);
+	assert.ok(listHeight <= 2 * VIEWPORT.height, `20 jobs take ${listHeight} px, at most two screens of ${VIEWPORT.height} px`);
+	for (const height of await cards.evaluateAll((elements) => elements.slice(1).map((element) => element.getBoundingClientRect().height))) {
+		assert.ok(height < 50, `a collapsed card is one line (${height} px)`);
+	}
+
+	if (process.env.E2E_SCREENSHOT_JOBS) {
+		await page.screenshot({path: process.env.E2E_SCREENSHOT_JOBS, fullPage: true});
+	}
+
+	const older = cards.nth(5);
+	assert.equal(await older.locator('[data-testid="job-finish"]').isVisible(), true, 'a collapsed card still says how it ended');
+	await older.locator('[data-testid="job-toggle"]').click();
+	assert.equal(await older.getAttribute('data-collapsed'), 'false');
+	assert.equal(await older.locator('[data-testid="job-toggle"]').getAttribute('aria-expanded'), 'true');
+	if (await older.getAttribute('data-status') === 'succeeded') {
+		await older.locator('[data-testid="job-drawing"]').waitFor();
+	} else {
+		await older.locator('[data-testid="job-error"]').waitFor();
+	}
+
+	assert.deepEqual(pageErrors, []);
+	assert.deepEqual(consoleErrors, []);
 });

@@ -6,6 +6,8 @@
   be stopped (``pg_ctl stop -m fast``), SIGKILLed and started again on the same port and data;
 - Redis (``redis-server`` without persistence) — SIGKILLed and restarted empty on the same port, the
   way a crashed broker comes back;
+- with ``broker="rabbitmq"``, a virtual host of its own on the machine's RabbitMQ (tests/services.sh
+  starts it) as the job broker; ``rabbit.restart_broker()`` restarts the RabbitMQ application;
 - gunicorn (``-c python:backend.gunicorn_conf wsgi:app``, 2 workers) and N ``dramatiq
   backend.worker`` commands, each its own process group, kept alive by a supervisor thread that
   restarts a dead worker command (after a short back-off) unless told not to.
@@ -16,7 +18,8 @@ their own. ``kill_worker(slot, target="group")`` SIGKILLs the whole group at onc
 machine dying); ``target="child"`` SIGKILLs only the forked worker process that runs the actors (what
 the echo agent's ``crash`` knob does to itself), after which the dramatiq main notices within ~1 s,
 stops and exits. Either way nothing in the killed slot gets to clean up; the supervisor then starts a
-fresh command in the slot.
+fresh command in the slot. ``restart_gracefully(slot)`` is the opposite: SIGTERM to the dramatiq main
+process alone, as a rolling deploy sends it, and the slot's next command waited for.
 
 Everything is torn down by ``Cluster.close()`` (process groups SIGKILLed, directories removed) even
 when a test fails half-way. Every wait in here is bounded in both time and iterations.
@@ -56,11 +59,12 @@ TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 
 # Variables of the service (and of libraries it uses) that must not leak in from the caller's shell.
 _SCRUBBED_ENV = (
-    "DATABASE_URL", "REDIS_URL", "ENABLED_AGENTS", "MAX_BODY_BYTES", "DEV_API_KEY", "DEV_OWNER",
+    "DATABASE_URL", "REDIS_URL", "BROKER_URL", "WORKER_SHUTDOWN_GRACE_S", "ENABLED_AGENTS", "MAX_BODY_BYTES", "DEV_API_KEY", "DEV_OWNER",
     "CANVAS_STAGE_DELAY_MS", "JOB_MAX_ATTEMPTS", "JOB_RETRY_BACKOFF_BASE_MS", "JOB_RETRY_BACKOFF_MAX_MS",
     "BROKER_MAX_RETRIES", "EMBEDDED_WORKER_THREADS", "CORS_ALLOWED_ORIGINS", "HEARTBEAT_INTERVAL_S",
     "HEARTBEAT_TIMEOUT_S", "REAPER_INTERVAL_S", "QUEUED_REQUEUE_AFTER_S", "ECHO_ALLOW_CRASH",
     "AGENT_TIME_LIMITS_S", "RATE_LIMIT_POLL", "RATE_LIMIT_SUBMIT", "RATE_LIMIT_DEFAULT",
+    "RATE_LIMIT_POLL_304", "RATE_LIMIT_AUTH_FAILURES", "LONG_POLLS_PER_KEY", "DB_POOL_SIZE", "DB_MAX_OVERFLOW",
     "BIND", "PORT", "WEB_WORKERS", "WEB_THREADS", "WEB_TIMEOUT_S", "FLASK_APP", "FLASK_DEBUG",
     "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
 )
@@ -72,6 +76,8 @@ DEFAULT_SETTINGS = {
     "RATE_LIMIT_POLL": "1000000/minute",
     "RATE_LIMIT_SUBMIT": "1000000/minute",
     "RATE_LIMIT_DEFAULT": "1000000/minute",
+    "RATE_LIMIT_POLL_304": "1000000/minute",
+    "LONG_POLLS_PER_KEY": "1000",
 }
 
 
@@ -491,6 +497,59 @@ class Redis:
             self.proc.kill()
 
 
+class RabbitVhost:
+    """A virtual host of its own on the machine's RabbitMQ (tests/services.sh starts it), so each
+    cluster's queues are its own. A broker restart restarts the whole RabbitMQ application: run
+    these tests one at a time (the chaos suite runs under flock /tmp/chaos.lock)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.ctl = shutil.which("rabbitmqctl")
+        if self.ctl is None:
+            message = "rabbitmqctl is missing; install RabbitMQ (Debian: apt-get install rabbitmq-server)"
+            if IN_CI:
+                pytest.fail(message)
+            pytest.skip(message)
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@{HOST}:5672/{self.name}"
+
+    def _ctl(self, *args: str, timeout_s: float = 60) -> None:
+        subprocess.run([self.ctl, "-q", *args], check=True, capture_output=True, timeout=timeout_s)
+
+    def start(self) -> None:
+        self._ctl("add_vhost", self.name)
+        self._ctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
+
+    def restart_broker(self) -> tuple[float, float]:
+        """Stop and start the RabbitMQ application (every connection drops); returns (stopped_at,
+        answering_again_at) wall-clock times."""
+        stopped_at = time.time()
+        self._ctl("stop_app")
+        self._ctl("start_app", timeout_s=120)
+
+        def answering():
+            with socket.create_connection((HOST, 5672), timeout=1):
+                return True
+
+        wait_until(lambda: _quietly(answering), timeout_s=60, interval_s=0.1, what="RabbitMQ answering")
+        return stopped_at, time.time()
+
+    def close(self) -> None:
+        try:
+            self._ctl("delete_vhost", self.name)
+        except (subprocess.SubprocessError, OSError) as exc:
+            print(f"[chaos] could not delete vhost {self.name}: {exc!r}")
+
+
+def _quietly(check: Callable[[], Any]) -> Any:
+    try:
+        return check()
+    except OSError:
+        return None
+
+
 @dataclass
 class Slot:
     """One worker command (dramatiq main + its forked worker process), restarted when it dies."""
@@ -538,7 +597,8 @@ class Workers:
         slot.incarnation += 1
         slot.proc = Proc(
             f"worker-{slot.index}",
-            [PYTHON, "-m", "dramatiq", "backend.worker", "-p", "1", "-t", str(self.threads)],
+            [PYTHON, "-m", "dramatiq", "backend.worker", "-p", "1", "-t", str(self.threads),
+             "--worker-shutdown-timeout", "5000"],
             env={**self.env, **slot.env_overrides}, cwd=ROOT,
             log_path=self.logs / f"worker-{slot.index}-{slot.incarnation}.log",
         )
@@ -593,6 +653,24 @@ class Workers:
             slot.next_start_at = time.monotonic() + 0.3
             return killed_at
 
+    def restart_gracefully(self, index: int, *, timeout_s: float = 90) -> tuple[float, float]:
+        """What a rolling deploy does to one worker: SIGTERM to the dramatiq main process only (as
+        Docker and Kubernetes signal a container's first process), wait for it to exit, and for the
+        supervisor's fresh command in the slot to be ready. Returns (signalled_at, exited_at)."""
+        with self._lock:
+            slot = self.slots[index]
+            proc = slot.proc
+            assert proc is not None and proc.alive(), f"worker slot {index} is not running"
+            incarnation = slot.incarnation
+            signalled_at = time.time()
+            proc.popen.send_signal(signal.SIGTERM)
+        wait_until(lambda: not proc.alive(), timeout_s=timeout_s, interval_s=0.05,
+                   what=f"worker slot {index} exiting after SIGTERM")
+        exited_at = time.time()
+        wait_until(lambda: slot.incarnation > incarnation and self.ready(index), timeout_s=timeout_s,
+                   interval_s=0.1, what=f"worker slot {index} back after its restart")
+        return signalled_at, exited_at
+
     def alive_count(self) -> int:
         return sum(1 for slot in self.slots if slot.proc is not None and slot.proc.alive())
 
@@ -643,7 +721,7 @@ class Cluster:
 
     def __init__(self, *, binaries: dict[str, str], name: str = "chaos", env: dict[str, str] | None = None,
                  workers: int = 2, worker_threads: int = 4, web_workers: int = 2, web_threads: int = 16,
-                 start_workers: bool = True) -> None:
+                 start_workers: bool = True, broker: str = "redis") -> None:
         self.binaries = binaries
         self.settings = {**DEFAULT_SETTINGS, **{k: str(v) for k, v in (env or {}).items()}}
         self.n_workers = workers
@@ -660,6 +738,9 @@ class Cluster:
         self.base_env = base_env
         self.pg = Postgres(binaries, self.root / "pg", self.logs, base_env)
         self.redis = Redis(binaries, self.root / "redis", self.logs, base_env)
+        # The job broker: the cluster's own Redis, or a vhost of its own on the machine's RabbitMQ.
+        self.broker = broker
+        self.rabbit = RabbitVhost(f"chaos-{os.getpid()}-{self.root.name}") if broker == "rabbitmq" else None
         self.web_port = free_port()
         self.web: Proc | None = None
         self.workers: Workers | None = None
@@ -676,6 +757,7 @@ class Cluster:
             **self.base_env,
             "DATABASE_URL": self.pg.url("chaos"),
             "REDIS_URL": self.redis.url,
+            **({"BROKER_URL": self.rabbit.url} if self.rabbit else {}),
             **self.settings,
         }
 
@@ -686,6 +768,8 @@ class Cluster:
             self._first_start(self.pg)
             self.pg.create_database("chaos")
             self._first_start(self.redis)
+            if self.rabbit:
+                self.rabbit.start()
             self.timings["servers_s"] = time.monotonic() - started
             self._flask(["db", "upgrade"], timeout_s=120)
             self.key = self._flask(["keys", "create", "--owner", "chaos"], timeout_s=60).strip().splitlines()[-1]
@@ -702,7 +786,7 @@ class Cluster:
             raise
         self.timings["startup_s"] = time.monotonic() - started
         print(f"\n[chaos] cluster up in {self.timings['startup_s']:.1f} s: postgres :{self.pg.port}, "
-              f"redis :{self.redis.port}, gunicorn :{self.web_port}, {self.n_workers if self.start_workers else 0} "
+              f"redis :{self.redis.port}, broker {self.broker}, gunicorn :{self.web_port}, {self.n_workers if self.start_workers else 0} "
               f"worker commands x {self.worker_threads} threads; settings {self.settings}; logs {self.logs}")
         return self
 
@@ -800,6 +884,7 @@ class Cluster:
             lambda: self.workers and self.workers.close(),
             lambda: self.web and self.web.stop(signal.SIGTERM, timeout_s=10),
             self.redis.close,
+            lambda: self.rabbit and self.rabbit.close(),
             self.pg.close,
         ):
             try:

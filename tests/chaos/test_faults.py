@@ -20,6 +20,8 @@ from .harness import TERMINAL, ChaosTimeout, parse_time, wait_until
 
 pytestmark = pytest.mark.chaos
 
+# The job brokers; the tests whose outcome depends on the broker's redelivery run on both.
+BROKERS = ("redis", "rabbitmq")
 # Tight failure detection for the tests whose claim is "nothing lost", not "how fast by default".
 FAST = {"HEARTBEAT_INTERVAL_S": "1", "HEARTBEAT_TIMEOUT_S": "5", "REAPER_INTERVAL_S": "1"}
 _ATTEMPT_STARTED = re.compile(r"^Attempt (\d+) started")
@@ -49,9 +51,10 @@ def _format_events(events: list[dict]) -> str:
 # ---- 1 ------------------------------------------------------------------------------------------
 
 
-def test_sigkilled_worker_job_runs_again_on_the_idle_worker_within_15_s(make_cluster):
+@pytest.mark.parametrize("broker", BROKERS)
+def test_sigkilled_worker_job_runs_again_on_the_idle_worker_within_15_s(make_cluster, broker):
     """Defaults (heartbeat every 2 s, stale after 10 s): kill -9 the worker running a ~20 s job."""
-    cluster = make_cluster(workers=1)  # a second, idle worker is added once the job runs on this one
+    cluster = make_cluster(workers=1, broker=broker)  # a second, idle worker is added once the job runs on this one
     api = cluster.api
 
     refused = api.submit({"crash": True})
@@ -78,7 +81,7 @@ def test_sigkilled_worker_job_runs_again_on_the_idle_worker_within_15_s(make_clu
     requeued = [e for e in events if e["status"] == "queued" and parse_time(e["at"]) > killed_at]
     detect_s = parse_time(requeued[0]["at"]) - killed_at if requeued else float("nan")
     starts = _attempt_starts(events)
-    print(f"\n[chaos] test1 kill_to_requeue_s={detect_s:.1f} recovery_s={recovery_s:.1f} "
+    print(f"\n[chaos] test1 broker={broker} kill_to_requeue_s={detect_s:.1f} recovery_s={recovery_s:.1f} "
           f"(seen by poll {seen_at - killed_at:.1f}) final={final['status']} attempts={api.job(job_id)['attempts']} "
           f"succeeded_events={_succeeded_events(events)} lost=0 duplicates={max(0, _succeeded_events(events) - 1)} "
           f"worker0_alive={cluster.workers.slots[0].proc.alive()} idle_worker_slot={idle} {cluster.log_summary()}")
@@ -130,9 +133,11 @@ class Killer(threading.Thread):
         self.join(timeout=10)
 
 
-def test_thousand_jobs_with_workers_sigkilled_every_few_seconds(make_cluster):
+@pytest.mark.parametrize("broker", BROKERS)
+def test_thousand_jobs_with_workers_sigkilled_every_few_seconds(make_cluster, broker):
     started = time.monotonic()
-    cluster = make_cluster(env={**FAST, "QUEUED_REQUEUE_AFTER_S": "10"}, workers=3, worker_threads=4)
+    cluster = make_cluster(env={**FAST, "QUEUED_REQUEUE_AFTER_S": "10"}, workers=3, worker_threads=4,
+                           broker=broker)
     api = cluster.api
     killer = Killer(cluster, KILL_EVERY_S, max_kills=70)
     killer.start()
@@ -171,7 +176,7 @@ def test_thousand_jobs_with_workers_sigkilled_every_few_seconds(make_cluster):
     retried = [i for i, n in attempts.items() if n > 1]
     not_succeeded = [jobs[i] for i in ids if i in jobs and jobs[i]["status"] != "succeeded"]
     total_s = time.monotonic() - started
-    print(f"\n[chaos] test2 jobs={N_JOBS} lost={len(lost)} duplicates={len(duplicates)} statuses={dict(statuses)} "
+    print(f"\n[chaos] test2 broker={broker} jobs={N_JOBS} lost={len(lost)} duplicates={len(duplicates)} statuses={dict(statuses)} "
           f"attempts_sum={sum(attempts.values())} jobs_with_attempts_gt1={len(retried)} "
           f"max_attempts={max(attempts.values())} kills={len(killer.kills)} "
           f"(group={sum(1 for k in killer.kills if k[2] == 'group')}, child={sum(1 for k in killer.kills if k[2] == 'child')}) "
@@ -464,16 +469,18 @@ def test_a_worker_thawed_after_its_job_was_requeued_cannot_end_it(make_cluster):
 
 
 def test_a_database_outage_longer_than_the_broker_retries_fails_no_job(make_cluster):
-    cluster = make_cluster(env={**FAST, "QUEUED_REQUEUE_AFTER_S": "5"}, workers=2)
+    # Two worker threads for 30 jobs of 2 s: a backlog that lasts about 30 s after the outage, so any
+    # give-up of a dead-lettered message would find jobs still queued.
+    cluster = make_cluster(env={**FAST, "QUEUED_REQUEUE_AFTER_S": "5"}, workers=2, worker_threads=1)
     api = cluster.api
-    responses = cluster.submit_many([{"steps": 2, "delay_ms": 500, "payload": n} for n in range(20)])
+    responses = cluster.submit_many([{"steps": 4, "delay_ms": 500, "payload": n} for n in range(30)])
     assert all(r.status == 202 for r in responses)
     ids = [r.json()["id"] for r in responses]
     cluster.pg.stop_fast()  # the messages' retries (about 30 s in all) run out during the outage
     time.sleep(60)
     cluster.pg.start()
     up_at = time.monotonic()
-    finals = api.wait_all_terminal(ids, timeout_s=120, interval_s=1.0)
+    finals = api.wait_all_terminal(ids, timeout_s=150, interval_s=1.0)
     done_s = time.monotonic() - up_at
     statuses = Counter(job["status"] for job in finals.values())
     dead_lettered = cluster.grep_logs("Retries exceeded", prefix="worker-")

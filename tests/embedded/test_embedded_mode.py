@@ -56,7 +56,9 @@ def test_the_embedded_mode_hands_its_development_key_only_to_its_demo_page(embed
         Config(database_url=f"sqlite:///{tmp_path / 'other.sqlite3'}", redis_url="redis://127.0.0.1:1/0",
                dev_api_key="dev-test-key")
     )
-    assert production_like.test_client().get("/demo-config.json").status_code == 404
+    # Answered without a key (200, not 404, so that the demo page logs no console error).
+    refused = production_like.test_client().get("/demo-config.json")
+    assert refused.status_code == 200 and refused.get_json() == {"embedded": False}
     # Nor does the development key authenticate anywhere but in the embedded mode.
     response = production_like.test_client().get(
         "/api/ai/jobs", headers={"Authorization": "Bearer dev-test-key"}

@@ -41,7 +41,9 @@ def _call(url, *, method="GET", headers=None, body=None, timeout=40):
 def gunicorn(app, config):
     port = _free_port()
     env = dict(os.environ, DATABASE_URL=config.database_url, REDIS_URL=config.redis_url,
-               PORT=str(port), BIND=f"127.0.0.1:{port}", WEB_WORKERS="2", WEB_THREADS="64")
+               PORT=str(port), BIND=f"127.0.0.1:{port}", WEB_WORKERS="2", WEB_THREADS="64",
+               # One key parks them all here; the per-key cap has its own tests (test_long_poll_cap.py).
+               LONG_POLLS_PER_KEY=str(PARKED_POLLS))
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "python:backend.gunicorn_conf", "wsgi:app"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -56,6 +58,20 @@ def gunicorn(app, config):
     yield base
     server.terminate()
     server.wait(timeout=30)
+
+
+def _parked_long_polls(base: str) -> float:
+    """The server's own count of parked long polls, summed over its processes (/metrics)."""
+    text = _call(f"{base}/metrics", timeout=5)[2].decode()
+    values = [line.split()[-1] for line in text.splitlines() if line.startswith("job_long_polls_parked ")]
+    return float(values[0]) if values else 0.0
+
+
+def _wait_until_parked(base: str, count: int, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (parked := _parked_long_polls(base)) < count:
+        assert time.monotonic() < deadline, f"only {parked:.0f} of {count} long polls parked"
+        time.sleep(0.1)
 
 
 def test_sixty_parked_long_polls_leave_ordinary_requests_fast_and_wake_on_change(app, gunicorn):
@@ -73,7 +89,7 @@ def test_sixty_parked_long_polls_leave_ordinary_requests_fast_and_wake_on_change
                         headers={**auth, "If-None-Match": tag})
             for _ in range(PARKED_POLLS)
         ]
-        time.sleep(1.5)  # let them park
+        _wait_until_parked(gunicorn, PARKED_POLLS)
         assert not any(f.done() for f in parked)
 
         ordinary_ms = []

@@ -387,3 +387,19 @@ def test_no_key_or_prompt_text_reaches_the_logs(client, auth, api_key, worker, c
     assert caplog.records, "the run logged something, so the check below means something"
     assert api_key.split("_", 2)[2] not in logged
     assert "zanzibar" not in logged
+
+
+def test_an_ops_scoped_key_cannot_use_the_job_api(app, client):
+    from backend import keys
+
+    with app.app_context():
+        ops_key = keys.create_key("ops-team", scope="ops").key
+    headers = {"Authorization": f"Bearer {ops_key}"}
+
+    submitted = submit(client, headers, "echo", {})
+    listed = client.get("/api/ai/jobs", headers=headers)
+
+    for response in (submitted, listed):
+        assert response.status_code == 403
+        assert response.content_type == "application/problem+json"
+        assert response.get_json()["code"] == "jobs_scope_required"

@@ -46,3 +46,20 @@ def test_overrides_of_unknown_fields_are_refused():
 def test_an_unreadable_rate_limit_stops_the_start(name):
     with pytest.raises(ConfigError, match=name):
         Config.from_env({name: "lots please"})
+
+
+@pytest.mark.parametrize("env, kind", [
+    ({"REDIS_URL": "redis://r:6379/0"}, "redis"),
+    ({"REDIS_URL": "redis://r:6379/0", "BROKER_URL": "redis://other:6379/1"}, "redis"),
+    ({"REDIS_URL": "redis://r:6379/0", "BROKER_URL": "amqp://u:p@rabbit:5672/%2F"}, "rabbitmq"),
+    ({}, "embedded"),
+])
+def test_broker_url_selects_the_broker_and_redis_is_the_default(env, kind):
+    assert Config.from_env(env).broker_kind == kind
+
+
+@pytest.mark.parametrize("name, value", [("BROKER_URL", "kafka://k:9092"), ("WORKER_SHUTDOWN_GRACE_S", "-1"),
+                                         ("WORKER_SHUTDOWN_GRACE_S", "soon")])
+def test_a_bad_broker_or_shutdown_setting_is_an_error_naming_the_variable(name, value):
+    with pytest.raises(ConfigError, match=name):
+        Config.from_env({"REDIS_URL": "redis://r:6379/0", name: value})
