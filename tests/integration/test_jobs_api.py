@@ -110,6 +110,17 @@ def test_a_queued_job_is_cancelled_at_once(client, auth):
     assert response.get_json()["cancel_requested_at"] is not None
 
 
+def test_a_repeated_cancel_answers_202_with_the_cancelled_job(client, auth):
+    job = submit(client, auth, "echo", {}).get_json()
+    first = client.post(f"/api/ai/jobs/{job['id']}/cancel", headers=auth)
+
+    again = client.post(f"/api/ai/jobs/{job['id']}/cancel", headers=auth)  # the first 202 was lost
+
+    assert again.status_code == 202
+    assert again.get_json()["status"] == "cancelled"
+    assert again.get_json()["version"] == first.get_json()["version"]
+
+
 def test_a_running_job_stops_at_its_next_checkpoint_when_cancelled(client, auth, worker):
     job = submit(client, auth, "echo", {"steps": 100, "delay_ms": 50}).get_json()
     wait_for_status(client, job["id"], auth, statuses={"running"})
