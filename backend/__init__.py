@@ -20,6 +20,7 @@ def create_app(config: Config | None = None) -> Flask:
     from .extensions import db, migrate
     from .jobs.estimates import DurationEstimator
     from .jobs.service import JobService
+    from .key_cache import KeyCache
     from .notify import build_notifier
     from .queue import build_queue
 
@@ -38,13 +39,17 @@ def create_app(config: Config | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(data_dir("migrations")))
     queue = build_queue(app, config)
     app.extensions["job_queue"] = queue
+    notifier = build_notifier(config)
     app.extensions["job_service"] = JobService(
         agents=build_agents(config),
         queue=queue,
         config=config,
-        notifier=build_notifier(config),
+        notifier=notifier,
         estimator=DurationEstimator(),
     )
+    key_cache = KeyCache(config.key_cache_ttl_s, trusted=notifier.hears_key_revocations)
+    notifier.key_revoked_handlers.append(key_cache.forget)
+    app.extensions["key_cache"] = key_cache
 
     # Before the API: its telemetry hooks must see every request, refused ones included.
     operations.init_app(app)

@@ -125,6 +125,9 @@ class Config:
     rate_limit_auth_failures: str = "60/minute"
     # Long polls one key may hold parked at once, across all web processes: each parks a thread.
     long_polls_per_key: int = 8
+    # How long a web process trusts a key it accepted without reading it again (0: never). A
+    # revocation clears it at once everywhere; this bounds an entry if that message were lost.
+    key_cache_ttl_s: float = 5.0
     # SQLAlchemy pool per process (web or worker): at most pool + overflow connections each.
     # docs/runbook.md sizes them against PostgreSQL's max_connections.
     db_pool_size: int = 5
@@ -214,6 +217,7 @@ class Config:
             rate_limit_poll_304=env.get("RATE_LIMIT_POLL_304") or defaults.rate_limit_poll_304,
             rate_limit_auth_failures=env.get("RATE_LIMIT_AUTH_FAILURES") or defaults.rate_limit_auth_failures,
             long_polls_per_key=_int(env, "LONG_POLLS_PER_KEY", defaults.long_polls_per_key, minimum=1),
+            key_cache_ttl_s=_float(env, "KEY_CACHE_TTL_S", defaults.key_cache_ttl_s),
             db_pool_size=_int(env, "DB_POOL_SIZE", defaults.db_pool_size, minimum=1),
             db_max_overflow=_int(env, "DB_MAX_OVERFLOW", defaults.db_max_overflow),
             log_format=_choice(env, "LOG_FORMAT", defaults.log_format, ("json", "text")),

@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import select
 
 from .extensions import db
@@ -77,12 +78,16 @@ def revoke_key(key_id: str) -> bool:
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         db.session.commit()
+    # Every process drops it from its key cache now (again, if it was revoked before: harmless).
+    current_app.extensions["key_cache"].forget(key_id)
+    current_app.extensions["job_service"].notifier.publish_key_revoked(key_id)
     return True
 
 
 def owner_for(presented: str, *, dev_key: str | None = None, dev_owner: str = "dev") -> KeyOwner | None:
     """The key id and owner of a valid, unexpired, unrevoked key, or None. Secrets compare in
-    constant time. Looked up on every request, so a revocation takes effect at once."""
+    constant time. A key accepted a moment ago comes from this process's key cache, which every
+    revocation clears at once (backend/key_cache.py)."""
     if len(presented) > MAX_KEY_LENGTH:
         return None
     if dev_key is not None and hmac.compare_digest(presented.encode(), dev_key.encode()):
@@ -91,6 +96,12 @@ def owner_for(presented: str, *, dev_key: str | None = None, dev_owner: str = "d
     key_id, _, secret = rest.partition("_")
     if prefix != KEY_PREFIX or not key_id or not secret:
         return None
+    cache = current_app.extensions["key_cache"]
+    digest = cache.digest(presented)
+    cached = cache.get(digest)
+    if cached is not None:
+        return cached
+    generation = cache.generation
     row = db.session.get(ApiKey, key_id)
     if row is None:
         # Hash anyway so an unknown id costs the same time as a wrong secret.
@@ -101,4 +112,6 @@ def owner_for(presented: str, *, dev_key: str | None = None, dev_owner: str = "d
     now = utcnow()
     if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
         return None
-    return KeyOwner(key_id=row.id, owner=row.owner, scope=row.scope)
+    caller = KeyOwner(key_id=row.id, owner=row.owner, scope=row.scope)
+    cache.put(digest, caller, key_expires_at=row.expires_at, generation=generation)
+    return caller

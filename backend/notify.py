@@ -15,13 +15,15 @@ import threading
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from .outage import SkipAfterFailure
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "ai-jobs:job-changed"
+# "API key K was revoked": every web process drops K from its key cache (backend/key_cache.py).
+KEYS_CHANNEL = "ai-jobs:key-revoked"
 
 
 class Waiters:
@@ -76,6 +78,15 @@ class InProcessNotifier:
 
     def __init__(self) -> None:
         self.waiters = Waiters()
+        # Called with a revoked key's id (None: every key may have been revoked).
+        self.key_revoked_handlers: list[Callable[[str | None], None]] = []
+
+    def publish_key_revoked(self, key_id: str) -> None:
+        for handler in self.key_revoked_handlers:
+            handler(key_id)
+
+    def hears_key_revocations(self) -> bool:
+        return True
 
     def publish(self, job_id: str) -> None:
         self.waiters.wake(job_id)
@@ -116,6 +127,20 @@ class RedisNotifier:
         self._redis_down = SkipAfterFailure(self.REDIS_DOWN_BACKOFF_S, component="notifier")
         # Confirmed subscriptions of this process's listener: more than one means it reconnected.
         self.subscriptions = 0
+        # Called with a revoked key's id (None: every key may have been revoked).
+        self.key_revoked_handlers: list[Callable[[str | None], None]] = []
+
+    def publish_key_revoked(self, key_id: str) -> None:
+        """Tell every process; not skipped after a failure: a revocation is rare and must try."""
+        try:
+            self._redis.publish(KEYS_CHANNEL, key_id)
+        except Exception:  # every listener is disconnected too: each drops its whole cache on return
+            log.warning("could not publish the revocation of key %s", key_id)
+
+    def hears_key_revocations(self) -> bool:
+        """True while this process's listener is subscribed, so a revocation would reach it."""
+        self._ensure_listening()
+        return self._subscribed.is_set()
 
     def publish(self, job_id: str) -> None:
         if self._redis_down.skipping():
@@ -174,7 +199,7 @@ class RedisNotifier:
         client = redis.Redis.from_url(self._redis_url, socket_connect_timeout=2, socket_timeout=interval_s)
         pubsub = client.pubsub()
         try:
-            pubsub.subscribe(CHANNEL)
+            pubsub.subscribe(CHANNEL, KEYS_CHANNEL)
             last_heard = last_ping = time.monotonic()
             while True:
                 message = pubsub.get_message(timeout=min(1.0, interval_s))
@@ -196,14 +221,24 @@ class RedisNotifier:
         if kind == "message":
             data = message.get("data")
             if isinstance(data, bytes):
-                self.waiters.wake(data.decode())
+                if message.get("channel") == KEYS_CHANNEL.encode():
+                    self._key_revoked(data.decode())
+                else:
+                    self.waiters.wake(data.decode())
         elif kind == "subscribe":
+            if message.get("channel") != KEYS_CHANNEL.encode():
+                return  # the first of the connection's two confirmations: wait for both
             if self.subscriptions:
                 # Changes published while the listener was away reached nobody: let every parked
-                # wait re-read now rather than at the end of its wait.
+                # wait re-read now rather than at the end of its wait, and forget every cached key.
                 self.waiters.wake_all()
+                self._key_revoked(None)
             self.subscriptions += 1
             self._subscribed.set()
+
+    def _key_revoked(self, key_id: str | None) -> None:
+        for handler in self.key_revoked_handlers:
+            handler(key_id)
 
 
 def build_notifier(config):

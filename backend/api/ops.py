@@ -55,7 +55,7 @@ def _require_ops_key():
         return problem(401, "Send an ops-scoped API key as 'Authorization: Bearer <key>'.",
                        code="missing_api_key" if not header else "invalid_api_key",
                        headers={"WWW-Authenticate": _CHALLENGE})
-    row = db.session.get(ApiKey, caller.key_id)  # already loaded by owner_for: no second query
+    row = db.session.get(ApiKey, caller.key_id)  # one primary-key read (owner_for may have used its cache)
     if row is None or row.scope != "ops":
         return problem(403, "This key may not read operations data; create one with "
                             "`flask --app wsgi keys create --owner NAME --scope ops`.", code="ops_scope_required")

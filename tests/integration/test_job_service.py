@@ -204,6 +204,22 @@ def test_a_worker_thawed_after_its_job_was_requeued_drops_its_outcome_and_the_jo
     assert (job.status, job.attempts, job.error_code) == ("succeeded", 2, None)
 
 
+def test_one_heartbeat_refreshes_every_running_attempt_but_not_a_superseded_one(service):
+    live = [service.attempts.claim(_job(service)) for _ in range(3)]
+    frozen = service.attempts.claim(_job(service))
+    _stall_past_the_heartbeat_timeout(frozen.job_id)
+    service.sweep.reap_stale_running()  # the frozen attempt's job is queued again
+    for claim in live:
+        _stall_past_the_heartbeat_timeout(claim.job_id)
+    started = utcnow()
+
+    assert service.attempts.heartbeat([*live, frozen]) == 3
+    db.session.expire_all()
+    assert all(db.session.get(Job, claim.job_id).heartbeat_at >= started for claim in live)
+    assert db.session.get(Job, frozen.job_id).heartbeat_at < started
+    assert _status(frozen.job_id) == "queued"
+
+
 def test_a_superseded_attempt_cannot_fail_or_cancel_a_requeued_job(service):
     job_id = _job(service)
     frozen = service.attempts.claim(job_id)
