@@ -63,28 +63,21 @@ class Sweep:
                 )
                 counts["cancelled"] += moved is not None
             elif attempt - handed_back < self.config.max_attempts:
-                message = self.messages.new(job_id, agent)
-                moved = self.transitions.write(
+                # A cancel that lands after the read above wins at the next sweep.
+                counts["requeued"] += self.transitions.requeue(
                     job_id,
-                    to=JobStatus.QUEUED,
+                    agent,
                     attempt=attempt,
                     values={
                         "error_code": "worker_lost",
                         "error_message": f"{lost}; the job was queued again.",
                         "error_retryable": True,
                         "progress_stage": "requeued",
-                        "estimated_completion_at": None,
                         "enqueued_at": now,
-                        "message_id": message.message_id,
                     },
-                    # A cancel that lands after the read above wins at the next sweep.
-                    only_if=[Job.cancel_requested_at.is_(None)],
                     message=f"{lost}; queued again",
                     now=now,
                 )
-                if moved is not None:
-                    counts["requeued"] += 1
-                    self.messages.send(message)
             else:
                 counts["failed"] += self.transitions.end_failed(
                     job_id,

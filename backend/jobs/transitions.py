@@ -208,31 +208,27 @@ class Transitions:
             return False
         delay_ms = self.retry_delay_ms(claim.attempt)
         now = utcnow()
-        next_message = self.messages.new(claim.job_id, claim.agent)
-        moved = self.write(
+        due = now + timedelta(milliseconds=delay_ms)
+        requeued = self.requeue(
             claim.job_id,
-            to=JobStatus.QUEUED,
+            claim.agent,
             attempt=claim.attempt,
             values={
-                "next_attempt_at": now + timedelta(milliseconds=delay_ms),
+                "next_attempt_at": due,
                 "error_code": code,
                 "error_message": message,
                 "error_retryable": True,
                 "progress_stage": "waiting to retry",
-                "estimated_completion_at": None,
-                "enqueued_at": now + timedelta(milliseconds=delay_ms),
-                "message_id": next_message.message_id,
+                "enqueued_at": due,
             },
-            # A retry must not outlive a cancel request.
-            only_if=[Job.cancel_requested_at.is_(None)],
             message=f"Attempt {claim.attempt} failed ({code}); retrying in {delay_ms / 1000:.1f} s",
             now=now,
+            delay_ms=delay_ms,
         )
-        if moved is None:
+        if not requeued:
             # A cancel request won; if instead the attempt was superseded, this write is refused too.
             self.mark_cancelled(claim)
             return False
-        self.messages.send(next_message, delay_ms=delay_ms)
         job_metrics.retry_scheduled(claim.job_id, claim.agent, claim.attempt, code, delay_ms)
         return True
 
@@ -245,27 +241,45 @@ class Transitions:
         Returns whether the job went back to the queue.
         """
         now = utcnow()
-        next_message = self.messages.new(claim.job_id, claim.agent)
-        moved = self.write(
+        requeued = self.requeue(
             claim.job_id,
-            to=JobStatus.QUEUED,
+            claim.agent,
             attempt=claim.attempt,
             values={
                 "handed_back": Job.handed_back + 1,
                 "next_attempt_at": None,
                 "progress_stage": "handed back",
-                "estimated_completion_at": None,
                 "enqueued_at": now,
-                "message_id": next_message.message_id,
             },
-            only_if=[Job.cancel_requested_at.is_(None)],
             message=f"Attempt {claim.attempt} handed back unfinished ({reason}); queued again",
             now=now,
         )
-        if moved is None:
+        if not requeued:
             self.mark_cancelled(claim)
+        return requeued
+
+    def requeue(
+        self, job_id: str, agent: str, *, attempt: int, values: dict[str, Any], message: str, now: datetime,
+        delay_ms: int = 0,
+    ) -> bool:
+        """Move attempt ``attempt``'s job back to ``queued`` with a new message, sent after the commit.
+
+        Refused (False) when a cancel was requested, since a requeue must not outlive it, or when the
+        attempt no longer owns the job.
+        """
+        next_message = self.messages.new(job_id, agent)
+        moved = self.write(
+            job_id,
+            to=JobStatus.QUEUED,
+            attempt=attempt,
+            values={**values, "estimated_completion_at": None, "message_id": next_message.message_id},
+            only_if=[Job.cancel_requested_at.is_(None)],
+            message=message,
+            now=now,
+        )
+        if moved is None:
             return False
-        self.messages.send(next_message)
+        self.messages.send(next_message, delay_ms=delay_ms)
         return True
 
     def retry_delay_ms(self, attempt: int) -> int:
