@@ -29,9 +29,12 @@ def test_restarting_every_worker_one_at_a_time_while_200_jobs_run_loses_fails_an
     # A short grace, so that every restart both lets jobs finish and hands some back.
     cluster = make_cluster(env={"WORKER_SHUTDOWN_GRACE_S": "1.5"}, workers=3, worker_threads=4, broker=broker)
     api = cluster.api
-    # 200 jobs of ~2.4 s on 12 threads: about 40 s of work, across which the restarts happen.
-    responses = cluster.submit_many([{"steps": 8, "delay_ms": 300, "payload": i} for i in range(N_JOBS)],
-                                    concurrency=8)
+    # 200 jobs on 12 threads, about 50 s of work, across which the restarts happen. The first 24 take
+    # 8 s, far longer than the grace, so every worker restarted early holds jobs it must hand back
+    # however fast the machine is; the rest take ~2.4 s and mostly finish within the grace.
+    inputs = [{"steps": 20, "delay_ms": 400, "payload": i} if i < 24 else {"steps": 8, "delay_ms": 300, "payload": i}
+              for i in range(N_JOBS)]
+    responses = cluster.submit_many(inputs, concurrency=8)
     assert Counter(r.status for r in responses) == Counter({202: N_JOBS})
     ids = [r.json()["id"] for r in responses]
 
