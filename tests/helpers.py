@@ -1,6 +1,7 @@
 """Small helpers shared by tests: poll a job over HTTP the way a page would."""
 from __future__ import annotations
 
+import socket
 import time
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -23,3 +24,10 @@ def wait_for_status(client, job_id: str, headers: dict, statuses=TERMINAL, timeo
 def submit(client, headers: dict, agent: str = "echo", job_input: dict | None = None, **extra):
     body = {"agent": agent, "input": job_input if job_input is not None else {}, **extra}
     return client.post("/api/ai/jobs", json=body, headers=headers)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now, for a server a test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ import pytest
 from backend import create_app
 from backend.config import Config
 from backend.embedded import start_embedded_worker
-from tests.helpers import submit, wait_for_status
+from tests.helpers import free_port, submit, wait_for_status
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,12 +76,6 @@ def test_the_embedded_timestamps_stay_timezone_aware(embedded_app):
         assert final[field].endswith("+00:00"), field
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _get(url: str, headers: dict | None = None) -> dict:
     request = urllib.request.Request(url, headers=headers or {})
     with urllib.request.urlopen(request, timeout=5) as response:
@@ -91,7 +84,7 @@ def _get(url: str, headers: dict | None = None) -> dict:
 
 def test_make_run_serves_the_page_the_docs_and_a_job_with_nothing_but_python(tmp_path):
     """The `make run` command line: `flask db upgrade` then `flask serve`, on a fresh SQLite file."""
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path / 'run.sqlite3'}", REDIS_URL="",
                DEV_API_KEY="run-test-key", CANVAS_STAGE_DELAY_MS="20")
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]

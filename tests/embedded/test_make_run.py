@@ -19,15 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 FLASK = [sys.executable, "-m", "flask", "--app", "wsgi"]
 STARTUP_TIMEOUT_S = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -103,7 +99,7 @@ def serve(run_env):
     started: list[Server] = []
 
     def start(port: int | None = None, env: dict[str, str] | None = None) -> Server:
-        server = Server(env or run_env, port or _free_port())
+        server = Server(env or run_env, port or free_port())
         started.append(server)
         return server
 

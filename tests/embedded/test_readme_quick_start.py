@@ -6,7 +6,8 @@ import os
 import re
 import subprocess
 
-from tests.embedded.test_make_run import FLASK, ROOT, Server, _free_port
+from tests.embedded.test_make_run import FLASK, ROOT, Server
+from tests.helpers import free_port
 
 MARKER = "<!-- tests/embedded/test_readme_quick_start.py runs this block against `flask serve`. -->"
 
@@ -20,7 +21,7 @@ def quick_start_script() -> str:
 
 
 def test_the_readme_quick_start_shows_running_a_304_a_long_poll_and_the_result(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {name: value for name, value in os.environ.items() if name != "DEV_API_KEY"}
     # What `make run` sets, and a key file in this test's own instance/ folder.
     env.update(

@@ -4,7 +4,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port
+
 from tests.conftest import make_key
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 PARKED_POLLS = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _call(url, *, method="GET", headers=None, body=None, timeout=40):
@@ -39,7 +34,7 @@ def _call(url, *, method="GET", headers=None, body=None, timeout=40):
 
 @pytest.fixture
 def gunicorn(app, config):
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, DATABASE_URL=config.database_url, REDIS_URL=config.redis_url,
                PORT=str(port), BIND=f"127.0.0.1:{port}", WEB_WORKERS="2", WEB_THREADS="64",
                # One key parks them all here; the per-key cap has its own tests (test_long_poll_cap.py).

@@ -10,20 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port
+
 from tests.conftest import make_key
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 # Long enough that only the revocation message, never the cache's own expiry, can explain a 401.
 CACHE_TTL_S = 600
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _statuses(port: int, key: str, n: int) -> list[int]:
@@ -39,7 +33,7 @@ def _statuses(port: int, key: str, n: int) -> list[int]:
 
 @pytest.fixture
 def two_web_processes(app, config):
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, DATABASE_URL=config.database_url, REDIS_URL=config.redis_url,
                BIND=f"127.0.0.1:{port}", WEB_WORKERS="2", WEB_THREADS="4", KEY_CACHE_TTL_S=str(CACHE_TTL_S))
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:backend.gunicorn_conf", "wsgi:app"],

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,17 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port
+
 from tests.conftest import make_key
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SUBMITS_PER_MINUTE = 4
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _call(url, *, method="GET", headers=None, body=None, timeout=40):
@@ -53,7 +48,7 @@ def nodes(cluster_env):
     processes, urls = [], []
     try:
         for _ in range(2):
-            port = _free_port()
+            port = free_port()
             env = dict(cluster_env, BIND=f"127.0.0.1:{port}", WEB_WORKERS="1", WEB_THREADS="16")
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "-c", "python:backend.gunicorn_conf", "wsgi:app"],

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import free_port
 
 from backend import create_app
 from backend.config import Config
@@ -16,19 +17,13 @@ from backend.extensions import db
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.parametrize(
     "command",
     [["gunicorn", "wsgi:app"], ["gunicorn", "-c", "python:backend.gunicorn_conf", "wsgi:app"]],
     ids=["plain", "docker-cmd"],
 )
 def test_gunicorn_without_redis_refuses_to_start_and_says_why(tmp_path, command):
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "GUNICORN_CMD_ARGS", "DEV_API_KEY")}
     env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'jobs.sqlite3'}", BIND=f"127.0.0.1:{port}", WEB_WORKERS="1")
     if command == ["gunicorn", "wsgi:app"]:

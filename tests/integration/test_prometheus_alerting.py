@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import IN_CI, make_key
@@ -22,12 +23,6 @@ from tests.conftest import IN_CI, make_key
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _call(url, *, method="GET", headers=None, body=None, timeout=10):
@@ -67,7 +62,7 @@ def prometheus_binary() -> str:
 @pytest.fixture
 def service(app, config, tmp_path):
     """gunicorn with two workers; polls are limited to 5 a minute per key, so the rest answer 429."""
-    port = _free_port()
+    port = free_port()
     metrics_dir = tmp_path / "metrics"
     env = dict(os.environ, DATABASE_URL=config.database_url, REDIS_URL=config.redis_url,
                BIND=f"127.0.0.1:{port}", WEB_WORKERS="2", WEB_THREADS="8", RATE_LIMIT_POLL="5/minute",
@@ -88,7 +83,7 @@ def service(app, config, tmp_path):
 @pytest.fixture
 def prometheus(prometheus_binary, service, tmp_path):
     base, _ = service
-    port = _free_port()
+    port = free_port()
     config_path = tmp_path / "prometheus.yml"
     config_path.write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
