@@ -20,6 +20,7 @@ def create_app(config: Config | None = None) -> Flask:
     from .extensions import db, migrate
     from .jobs.estimates import DurationEstimator
     from .jobs.service import JobService
+    from .jobs.snapshots import build_snapshots
     from .key_cache import KeyCache
     from .notify import build_notifier
     from .queue import build_queue
@@ -45,6 +46,7 @@ def create_app(config: Config | None = None) -> Flask:
         queue=queue,
         config=config,
         notifier=notifier,
+        snapshots=build_snapshots(config, notifier),
         estimator=DurationEstimator(),
     )
     key_cache = KeyCache(config.key_cache_ttl_s, trusted=notifier.hears_key_revocations)

@@ -128,6 +128,10 @@ class Config:
     # How long a web process trusts a key it accepted without reading it again (0: never). A
     # revocation clears it at once everywhere; this bounds an entry if that message were lost.
     key_cache_ttl_s: float = 5.0
+    # How long a job's status snapshot (backend/jobs/snapshots.py) lives in Redis after its last
+    # change; a poll past it reads the database once and stores it again. It also bounds how long a
+    # snapshot could outlive a change whose write was lost with a process that died in an outage.
+    snapshot_ttl_s: int = 300
     # SQLAlchemy pool per process (web or worker): at most pool + overflow connections each.
     # docs/runbook.md sizes them against PostgreSQL's max_connections.
     db_pool_size: int = 5
@@ -218,6 +222,7 @@ class Config:
             rate_limit_auth_failures=env.get("RATE_LIMIT_AUTH_FAILURES") or defaults.rate_limit_auth_failures,
             long_polls_per_key=_int(env, "LONG_POLLS_PER_KEY", defaults.long_polls_per_key, minimum=1),
             key_cache_ttl_s=_float(env, "KEY_CACHE_TTL_S", defaults.key_cache_ttl_s),
+            snapshot_ttl_s=_int(env, "SNAPSHOT_TTL_S", defaults.snapshot_ttl_s, minimum=1),
             db_pool_size=_int(env, "DB_POOL_SIZE", defaults.db_pool_size, minimum=1),
             db_max_overflow=_int(env, "DB_MAX_OVERFLOW", defaults.db_max_overflow),
             log_format=_choice(env, "LOG_FORMAT", defaults.log_format, ("json", "text")),

@@ -17,8 +17,9 @@ from ..extensions import db
 from ..ids import new_job_id
 from ..models import Job, JobEvent, utcnow
 from . import idempotency, queries
-from .errors import InvalidJobInput, JobAlreadyFinished, UnknownAgent
+from .errors import InvalidJobInput, JobAlreadyFinished, JobNotFound, UnknownAgent
 from .messages import JobMessages
+from .snapshots import StatusSnapshot
 from .status import TERMINAL, JobStatus
 from .sweep import Sweep
 from .transitions import Transitions
@@ -34,14 +35,15 @@ class JobService:
     does for the workers that are gone.
     """
 
-    def __init__(self, *, agents: Mapping[str, Agent], queue, config, notifier, estimator) -> None:
+    def __init__(self, *, agents: Mapping[str, Agent], queue, config, notifier, snapshots, estimator) -> None:
         self.agents = agents
         self.queue = queue
         self.config = config
         self.notifier = notifier
+        self.snapshots = snapshots
         self.estimator = estimator
         self.messages = JobMessages(queue=queue, agents=agents)
-        self.attempts = Transitions(config=config, notifier=notifier, estimator=estimator, messages=self.messages)
+        self.attempts = Transitions(config=config, snapshots=snapshots, estimator=estimator, messages=self.messages)
         self.sweep = Sweep(transitions=self.attempts, messages=self.messages, config=config)
 
     # ---- what callers over HTTP ask for -------------------------------------------------------
@@ -95,6 +97,7 @@ class JobService:
             JobEvent(job_id=job.id, seq=job.version, at=now, status=job.status, percent=0.0,
                      stage=None, message="Job accepted")
         )
+        snapshot = StatusSnapshot.of(job)  # built before the commit expires the row's attributes
         try:
             db.session.commit()
         except IntegrityError:
@@ -104,6 +107,8 @@ class JobService:
             if existing is None:
                 raise
             return idempotency.replay(existing, body_hash), False
+        # Before the message goes out: polls of the new job need no database read from the start.
+        self.snapshots.committed(snapshot, signal=False)
         self.messages.send(message)
         return job, True
 
@@ -157,6 +162,33 @@ class JobService:
 
     def get(self, owner: str, job_id: str) -> Job:
         return queries.get(owner, job_id)
+
+    def status(self, owner: str, job_id: str) -> StatusSnapshot:
+        """The job's status as last committed, for a poll; JobNotFound if it is not the owner's."""
+        found = self.statuses(owner, [job_id]).get(job_id)
+        if found is None:
+            raise JobNotFound()
+        return found
+
+    def statuses(self, owner: str, job_ids: list[str]) -> dict[str, StatusSnapshot]:
+        """The owner's jobs among ``job_ids``, as status snapshots; others' and unknown ids are absent.
+
+        A poll's one round trip: the snapshots, read from Redis. The database is read only for ids
+        with no snapshot (and the snapshots refilled from what it gave), for every id while Redis is
+        away, and for queued jobs, whose place in the queue moves with other jobs' claims.
+        """
+        held = self.snapshots.read(job_ids) or {}
+        found = {i: s for i, s in held.items() if s.owner == owner and not s.is_queued}
+        unread = [i for i in job_ids if i not in held or held[i].is_queued]
+        if unread:
+            jobs = queries.get_many(owner, unread)
+            fresh = {job_id: StatusSnapshot.of(job) for job_id, job in jobs.items()}
+            self.snapshots.refill(s for i, s in fresh.items() if i not in held)
+            queued = [i for i, s in fresh.items() if s.is_queued]
+            for job_id, position in queries.queue_positions(queued).items():
+                fresh[job_id].queue_position = position
+            found.update(fresh)
+        return found
 
     def list(self, owner: str, **filters) -> tuple[list[Job], str | None]:
         return queries.list_jobs(owner, **filters)

@@ -19,9 +19,14 @@ from sqlalchemy import select, tuple_, update
 from .. import job_metrics
 from ..extensions import db
 from ..models import Job, JobEvent, utcnow
+from .snapshots import StatusSnapshot
 from .status import TERMINAL, JobStatus, sources_of
 
+# What a write returns: what the worker's moves need, and the job's whole status document, so the
+# status snapshot of the change is written without reading the row again.
 _RETURNED = (
+    Job.id,
+    Job.owner,
     Job.version,
     Job.status,
     Job.attempts,
@@ -32,7 +37,14 @@ _RETURNED = (
     Job.progress_stage,
     Job.progress_message,
     Job.cancel_requested_at,
+    Job.created_at,
     Job.started_at,
+    Job.finished_at,
+    Job.updated_at,
+    Job.estimated_completion_at,
+    Job.error_code,
+    Job.error_message,
+    Job.error_retryable,
 )
 
 
@@ -71,9 +83,9 @@ def attempt_owns_job(attempt: int) -> list[Any]:
 class Transitions:
     """The job's state machine on the database: user-driven and worker-driven moves."""
 
-    def __init__(self, *, config, notifier, estimator, messages) -> None:
+    def __init__(self, *, config, snapshots, estimator, messages) -> None:
         self.config = config
-        self.notifier = notifier
+        self.snapshots = snapshots
         self.estimator = estimator
         self.messages = messages
 
@@ -396,7 +408,8 @@ class Transitions:
             )
         )
         db.session.commit()
-        self.notifier.publish(job_id)
+        # After the commit, never before: a snapshot or a wake-up must not show an uncommitted change.
+        self.snapshots.committed(StatusSnapshot.of(row))
         if to in TERMINAL:
             job_metrics.job_finished(job_id, row.agent, row.status, started_at=row.started_at, finished_at=now,
                                      error_code=values.get("error_code"))

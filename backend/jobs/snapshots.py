@@ -1,0 +1,243 @@
+"""Each job's compact status, kept next to the change signal so that a poll reads no database.
+
+PostgreSQL stays the truth; a snapshot is a cache of one committed version of a job's status
+document (the body of ``GET .../status`` without its per-answer fields). The rules that keep it
+honest:
+
+- it is written only *after* its change committed, by the process that committed it, and in the
+  same Redis round trip as the change signal (``PUBLISH``), so a long poll woken by the signal
+  finds the snapshot of that change;
+- a snapshot never replaces a newer one: the write is a compare on ``version`` inside Redis, so
+  two writers that commit v5 then v6 cannot leave v5 behind, whatever order their writes land in;
+- a read that finds no snapshot (never written, expired, or Redis away) reads the database and
+  writes back what it read, under the same compare;
+- a process whose snapshot write failed after a commit (Redis away) bumps the *generation* at its
+  next successful write: every snapshot of an older generation is then ignored, so a snapshot that
+  missed a change cannot outlive the outage. A process that dies before it can do so is bounded by
+  ``snapshot_ttl_s``.
+
+Embedded (no Redis) the snapshots live in a dict of this process, under the same rules.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Iterable
+
+from ..outage import SkipAfterFailure
+from .status import JobStatus
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "ai-jobs:snap:"
+GENERATION_KEY = "ai-jobs:snap-generation"
+
+
+@dataclass
+class StatusSnapshot:
+    """One committed version of a job's status document, and its owner.
+
+    ``document`` holds every member of the status answer but the two computed per answer:
+    ``queue_position`` (filled in for queued jobs) and ``poll_after_ms``.
+    """
+
+    owner: str
+    document: dict[str, Any]
+    queue_position: int | None = None
+    # For the poll hint, which follows the job's age.
+    started_at: datetime | None = field(default=None, compare=False)
+
+    @property
+    def id(self) -> str:
+        return self.document["id"]
+
+    @property
+    def version(self) -> int:
+        return self.document["version"]
+
+    @property
+    def status(self) -> str:
+        return self.document["status"]
+
+    @property
+    def is_queued(self) -> bool:
+        return self.status == JobStatus.QUEUED.value
+
+    def to_json(self) -> str:
+        return json.dumps({"o": self.owner, "d": self.document}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> StatusSnapshot:
+        stored = json.loads(raw)
+        document = stored["d"]
+        started = document.get("started_at")
+        return cls(owner=stored["o"], document=document,
+                   started_at=datetime.fromisoformat(started) if started else None)
+
+    @classmethod
+    def of(cls, job) -> StatusSnapshot:
+        """From a ``Job`` or a row that carries the same attributes (``Transitions.write``'s)."""
+        return cls(owner=job.owner, document=status_document(job), started_at=job.started_at)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def status_document(job) -> dict[str, Any]:
+    """The status answer's stored members, as ``JobStatusSchema`` renders them (a test pins this)."""
+    return {
+        "id": job.id,
+        "status": job.status,
+        "progress": {"percent": job.progress_percent, "stage": job.progress_stage, "message": job.progress_message},
+        "version": job.version,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "updated_at": _iso(job.updated_at),
+        "estimated_completion_at": _iso(job.estimated_completion_at),
+        "error": (
+            None if job.error_code is None
+            else {"code": job.error_code, "message": job.error_message, "retryable": bool(job.error_retryable)}
+        ),
+    }
+
+
+# KEYS: the generation key, then one snapshot key per job. ARGV: ttl_s, bump ("1" or "0"), the
+# channel (or "" for none), then per job: version, stored JSON, job id to publish (or "").
+# Writes each snapshot unless one of the same generation and at least that version is held.
+_WRITE_SCRIPT = """
+if ARGV[2] == '1' then redis.call('INCR', KEYS[1]) end
+local generation = redis.call('GET', KEYS[1]) or '0'
+local written = 0
+for i = 2, #KEYS do
+  local at = 4 + (i - 2) * 3
+  local held = redis.call('HMGET', KEYS[i], 'v', 'g')
+  if not (held[1] and held[2] == generation and tonumber(held[1]) >= tonumber(ARGV[at])) then
+    redis.call('HSET', KEYS[i], 'v', ARGV[at], 'g', generation, 'b', ARGV[at + 1])
+    redis.call('EXPIRE', KEYS[i], ARGV[1])
+    written = written + 1
+  end
+  if ARGV[3] ~= '' and ARGV[at + 2] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[at + 2]) end
+end
+return written
+"""
+
+# KEYS: the generation key, then one snapshot key per job: each stored JSON of the current
+# generation, or false.
+_READ_SCRIPT = """
+local generation = redis.call('GET', KEYS[1]) or '0'
+local found = {}
+for i = 2, #KEYS do
+  local held = redis.call('HMGET', KEYS[i], 'g', 'b')
+  if held[1] == generation then found[i - 1] = held[2] else found[i - 1] = false end
+end
+return found
+"""
+
+
+class RedisSnapshots:
+    """Snapshots in Redis, shared by every web and worker process; change signals ride along."""
+
+    REDIS_DOWN_BACKOFF_S = 2.0
+
+    def __init__(self, redis_url: str, *, ttl_s: int, channel: str) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=1)
+        self._write = self._redis.register_script(_WRITE_SCRIPT)
+        self._read = self._redis.register_script(_READ_SCRIPT)
+        self.ttl_s = ttl_s
+        self.channel = channel
+        self._redis_down = SkipAfterFailure(self.REDIS_DOWN_BACKOFF_S, component="snapshots")
+        # A write was lost since the last successful one: the next write bumps the generation.
+        self._missed_write = threading.Event()
+
+    def committed(self, snapshot: StatusSnapshot, *, signal: bool = True) -> None:
+        """Store the snapshot of a change that just committed, and signal the change."""
+        self._store([snapshot], signal=signal)
+
+    def refill(self, snapshots: Iterable[StatusSnapshot]) -> None:
+        """Store snapshots read from the database after a miss (no signal: nothing changed)."""
+        snapshots = list(snapshots)
+        if snapshots and not self._redis_down.skipping():  # a refill lost is a miss, not a stale entry
+            self._store(snapshots, signal=False)
+
+    def read(self, job_ids: list[str]) -> dict[str, StatusSnapshot] | None:
+        """The snapshots held for ``job_ids`` (absent when missing); None while Redis is away."""
+        if self._redis_down.skipping():
+            return None
+        try:
+            found = self._read(keys=[GENERATION_KEY, *(KEY_PREFIX + job_id for job_id in job_ids)])
+        except Exception:
+            self._redis_down.failed()
+            return None
+        return {job_id: StatusSnapshot.from_json(raw) for job_id, raw in zip(job_ids, found) if raw}
+
+    def _store(self, snapshots: list[StatusSnapshot], *, signal: bool) -> None:
+        if self._redis_down.skipping():
+            # A worker must not stall on a connect timeout at every write while Redis is away.
+            self._missed_write.set()
+            return
+        bump = self._missed_write.is_set()
+        args: list[Any] = [self.ttl_s, "1" if bump else "0", self.channel if signal else ""]
+        for snapshot in snapshots:
+            args += [snapshot.version, snapshot.to_json(), snapshot.id if signal else ""]
+        try:
+            self._write(keys=[GENERATION_KEY, *(KEY_PREFIX + s.id for s in snapshots)], args=args)
+        except Exception:
+            # The change is committed; only its cache and signal are lost. Long polls re-read at
+            # the end of their wait, and the next write invalidates every snapshot (see above).
+            self._missed_write.set()
+            self._redis_down.failed()
+            log.warning("could not store the status of job %s; polls will read the database",
+                        snapshots[0].id, extra={"job_id": snapshots[0].id})
+            return
+        if bump:
+            self._missed_write.clear()
+
+
+class InProcessSnapshots:
+    """The embedded mode's snapshots: a bounded dict; the change signal goes to local waiters."""
+
+    MAX_SNAPSHOTS = 10_000
+
+    def __init__(self, notifier) -> None:
+        self._notifier = notifier
+        self._lock = threading.Lock()
+        self._held: OrderedDict[str, StatusSnapshot] = OrderedDict()
+
+    def committed(self, snapshot: StatusSnapshot, *, signal: bool = True) -> None:
+        self._store([snapshot])
+        if signal:
+            self._notifier.publish(snapshot.id)
+
+    def refill(self, snapshots: Iterable[StatusSnapshot]) -> None:
+        self._store(snapshots)
+
+    def read(self, job_ids: list[str]) -> dict[str, StatusSnapshot]:
+        # Copies: a reader fills in its own queue position and poll hint.
+        with self._lock:
+            return {job_id: replace(self._held[job_id]) for job_id in job_ids if job_id in self._held}
+
+    def _store(self, snapshots: Iterable[StatusSnapshot]) -> None:
+        with self._lock:
+            for snapshot in snapshots:
+                held = self._held.get(snapshot.id)
+                if held is None or held.version < snapshot.version:
+                    self._held[snapshot.id] = snapshot
+                    self._held.move_to_end(snapshot.id)
+            while len(self._held) > self.MAX_SNAPSHOTS:
+                self._held.popitem(last=False)
+
+
+def build_snapshots(config, notifier):
+    if config.redis_url:
+        from ..notify import CHANNEL
+
+        return RedisSnapshots(config.redis_url, ttl_s=config.snapshot_ttl_s, channel=CHANNEL)
+    return InProcessSnapshots(notifier)

@@ -1,0 +1,260 @@
+"""A poll answers from the job's status snapshot in Redis, never from a stale one, and from
+PostgreSQL whenever the snapshot is missing, queued, or Redis is away."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from urllib.parse import urlparse
+
+import pytest
+import redis
+from sqlalchemy import event
+
+from backend import create_app
+from backend.api.jobs import status_answer
+from backend.api.schemas import JobStatusSchema, poll_hint_ms
+from backend.extensions import db
+from backend.jobs.snapshots import KEY_PREFIX, RedisSnapshots, StatusSnapshot
+from tests.conftest import make_key
+from tests.helpers import submit
+
+pytestmark = pytest.mark.integration
+
+
+@contextmanager
+def statements_sent(app):
+    """Every SQL statement the app sends while the block runs."""
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        sent.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def _running(app, job_id: str, **progress):
+    service = app.extensions["job_service"]
+    with app.app_context():
+        claim = service.attempts.claim(job_id)
+        if progress:
+            service.attempts.record_progress(claim, **progress)
+    return claim
+
+
+def test_the_hand_built_status_answer_is_what_the_status_schema_dumps(app, client, auth):
+    service = app.extensions["job_service"]
+    queued = submit(client, auth, "echo", {}).get_json()["id"]
+    running = submit(client, auth, "echo", {}).get_json()["id"]
+    failed = submit(client, auth, "echo", {}).get_json()["id"]
+    _running(app, running, percent=42.5, stage="plan", message="Planned 3 shapes")
+    claim = _running(app, failed)
+    with app.app_context():
+        service.attempts.fail(claim, "unintelligible_prompt", "No shape to draw.")
+
+    for job_id in (queued, running, failed):
+        with app.test_request_context():
+            job = service.get("alice", job_id)
+            job.queue_position = service.queue_position(job_id) if job.status == "queued" else None
+            snapshot = StatusSnapshot.of(job)
+            snapshot.queue_position = job.queue_position
+            expected = JobStatusSchema().dump(job)
+            assert status_answer(snapshot, poll_hint_ms(job)) == expected
+            assert list(status_answer(snapshot, poll_hint_ms(job))) == list(expected)  # same order
+            # And through its stored form, as a poll in another process reads it.
+            stored = StatusSnapshot.from_json(snapshot.to_json())
+            stored.queue_position = job.queue_position
+            assert status_answer(stored, poll_hint_ms(job)) == expected
+
+
+def test_a_poll_of_a_running_job_reads_no_database(app, client, auth):
+    job_id = submit(client, auth, "echo", {}).get_json()["id"]
+    _running(app, job_id, percent=10.0, stage="work", message=None)
+    client.get(f"/api/ai/jobs/{job_id}/status", headers=auth)  # the key is cached from here on
+
+    with statements_sent(app) as sent:
+        full = client.get(f"/api/ai/jobs/{job_id}/status", headers=auth)
+        conditional = client.get(f"/api/ai/jobs/{job_id}/status",
+                                 headers={**auth, "If-None-Match": full.headers["ETag"]})
+        batch = client.post("/api/ai/jobs/statuses", json={"ids": [job_id]}, headers=auth)
+
+    assert sent == []
+    assert full.status_code == 200 and full.get_json()["progress"]["percent"] == 10.0
+    assert conditional.status_code == 304
+    assert batch.get_json()["jobs"][0]["version"] == full.get_json()["version"]
+
+
+def test_a_queued_job_reads_its_place_in_the_queue_from_the_database(app, client, auth):
+    first = submit(client, auth, "echo", {}).get_json()["id"]
+    second = submit(client, auth, "echo", {}).get_json()["id"]
+    assert client.get(f"/api/ai/jobs/{second}/status", headers=auth).get_json()["queue_position"] == 1
+
+    _running(app, first)
+
+    answer = client.get(f"/api/ai/jobs/{second}/status", headers=auth)
+    assert answer.get_json()["queue_position"] == 0
+    assert answer.headers["ETag"] == 'W/"v1.q0"'
+
+
+def test_a_poll_without_a_snapshot_reads_the_database_and_stores_one(app, client, auth, redis_url):
+    job_id = submit(client, auth, "echo", {}).get_json()["id"]
+    _running(app, job_id, percent=30.0, stage="work", message="a third")
+    store = redis.Redis.from_url(redis_url)
+    store.delete(KEY_PREFIX + job_id)
+
+    with statements_sent(app) as sent:
+        answer = client.get(f"/api/ai/jobs/{job_id}/status", headers=auth)
+    with statements_sent(app) as sent_after:
+        again = client.get(f"/api/ai/jobs/{job_id}/status", headers=auth)
+
+    assert answer.get_json()["progress"]["message"] == "a third"
+    assert sent, "the miss must have read PostgreSQL"
+    assert store.exists(KEY_PREFIX + job_id)
+    assert sent_after == [] and again.get_json() == answer.get_json()
+
+
+def test_another_owners_snapshot_answers_404_like_the_database(app, client, auth):
+    job_id = submit(client, auth, "echo", {}).get_json()["id"]
+    _running(app, job_id)
+    mallory = {"Authorization": f"Bearer {make_key(app, 'mallory')}"}
+
+    status = client.get(f"/api/ai/jobs/{job_id}/status", headers=mallory)
+    batch = client.post("/api/ai/jobs/statuses", json={"ids": [job_id]}, headers=mallory)
+
+    assert status.status_code == 404
+    assert batch.get_json()["not_found"] == [job_id]
+
+
+def test_an_older_snapshot_never_replaces_a_newer_one(app, client, auth):
+    job_id = submit(client, auth, "echo", {}).get_json()["id"]
+    service = app.extensions["job_service"]
+    with app.app_context():
+        before_progress = StatusSnapshot.of(service.get("alice", job_id))  # version 1
+    _running(app, job_id, percent=50.0, stage="work", message=None)  # version 3
+
+    service.snapshots.refill([before_progress])  # a slow reader writing back what it read
+    service.snapshots.committed(before_progress)  # or a slow writer of an older commit
+
+    assert service.snapshots.read([job_id])[job_id].version == 3
+    assert client.get(f"/api/ai/jobs/{job_id}/status", headers=auth).get_json()["version"] == 3
+
+
+def test_polls_answer_from_the_database_while_redis_is_away(config, postgres_url):
+    app = create_app(config.with_overrides(redis_url=f"redis://127.0.0.1:{_closed_port()}/0"))
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {make_key(app, 'alice')}"}
+    job_id = submit(client, auth, "echo", {}).get_json()["id"]
+
+    answers = [client.get(f"/api/ai/jobs/{job_id}/status", headers=auth) for _ in range(3)]
+    batch = client.post("/api/ai/jobs/statuses", json={"ids": [job_id]}, headers=auth)
+
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert answers[0].get_json()["status"] == "queued"
+    assert batch.get_json()["jobs"][0]["id"] == job_id
+
+
+def test_with_redis_unreachable_job_writes_do_not_stall_on_their_snapshots(config):
+    snapshots = RedisSnapshots(f"redis://127.0.0.1:{_closed_port()}/0", ttl_s=60, channel="c")
+    snapshot = StatusSnapshot(owner="alice", document={"id": "job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW", "version": 2,
+                                                       "status": "running"})
+    started = time.monotonic()
+    for _ in range(20):
+        snapshots.committed(snapshot)
+
+    assert time.monotonic() - started < 2.0  # one failed connect, then skipped for a while
+
+
+class _QuickRetry(RedisSnapshots):
+    REDIS_DOWN_BACKOFF_S = 0.05
+
+
+def test_a_snapshot_that_missed_a_change_in_an_outage_is_not_served_afterwards(redis_url):
+    """Process B commits v3 while it cannot reach Redis: A's v2 snapshot must not survive B's return."""
+    target = urlparse(redis_url)
+    job_id = "job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW"
+    a = RedisSnapshots(redis_url, ttl_s=60, channel="c")
+    a.committed(_snapshot(job_id, 2))
+    forwarder = _Forwarder((target.hostname, target.port))
+    b = _QuickRetry(f"redis://127.0.0.1:{forwarder.port}{target.path}", ttl_s=60, channel="c")
+    forwarder.stop()
+
+    b.committed(_snapshot(job_id, 3))  # lost: Redis is away for B
+    assert a.read([job_id])[job_id].version == 2  # stale, until B is back
+
+    forwarder.start()
+    time.sleep(0.1)  # past B's backoff
+    b.committed(_snapshot("job_01JDQ7Z8K3M4N5P6Q7R8S9T0VX", 1))  # B's next write, of any job
+    try:
+        assert job_id not in a.read([job_id])  # a miss: the next poll reads PostgreSQL
+    finally:
+        forwarder.stop()
+
+
+def _snapshot(job_id: str, version: int) -> StatusSnapshot:
+    return StatusSnapshot(owner="alice", document={"id": job_id, "version": version, "status": "running",
+                                                   "started_at": None})
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _Forwarder:
+    """A TCP forwarder to Redis on a fixed port that can be stopped (connections refused, open ones
+    cut) and started again, as a Redis restart looks to a client."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = _closed_port()
+        self._listener: socket.socket | None = None
+        self._open: list[socket.socket] = []
+        self.start()
+
+    def start(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (close alone does not)
+        except OSError:
+            pass
+        self._listener.close()
+        for sock in self._open:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        self._open.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self._open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        while True:
+            try:
+                data = source.recv(65536)
+                if not data:
+                    return
+                sink.sendall(data)
+            except OSError:
+                return
