@@ -20,6 +20,7 @@ service and kept alive by heartbeats), so its version only moves when the bench 
     python bench/run.py            # full: 8 s per measurement, about 4 minutes
     python bench/run.py --quick    # 2 s per measurement, under 2 minutes
     python bench/run.py --tiny     # the smallest configuration that runs every phase (the test)
+    python bench/run.py --quick --jobs   # only submits, end to end and raw Dramatiq (job throughput)
 """
 from __future__ import annotations
 
@@ -520,6 +521,18 @@ def print_table(rows: list[dict]) -> None:
               "     while the long polls were parked, or not every parked poll got its change; see the JSON.")
 
 
+def print_jobs(results: dict) -> None:
+    """The job-throughput figures of a ``--jobs`` run (nothing is written: no sweep, no chart)."""
+    submits, e2e, raw = results["submits"], results["end_to_end"], results["raw_dramatiq"]
+    ratio = e2e["jobs_per_s"] / raw["jobs_per_s"] if e2e["jobs_per_s"] and raw["jobs_per_s"] else 0.0
+    print(f"\nsubmits/s over HTTP, {SUBMIT_CLIENTS} connections: {submits['submits_per_s']:,.1f} "
+          f"(p99 {submits['p99_ms']:.1f} ms, {submits['accepted']} accepted)\n"
+          f"end to end jobs/s: {e2e['jobs_per_s']} ({e2e['succeeded']}/{e2e['jobs']} succeeded); "
+          f"raw Dramatiq no-op jobs/s: {raw['jobs_per_s']}; ratio {ratio:.3f}x (goal >= 0.4x)\n"
+          f"{results['wall_s']} s; load average before {results['machine']['loadavg_before']}, "
+          f"after {results['machine']['loadavg_after']}")
+
+
 def write_outputs(results: dict, results_dir: Path) -> tuple[Path, Path]:
     results_dir.mkdir(parents=True, exist_ok=True)
     name = results["mode"]
@@ -540,6 +553,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 s per measurement, under 2 minutes")
     parser.add_argument("--tiny", action="store_true", help="the smallest run of every phase (used by a test)")
+    parser.add_argument("--jobs", action="store_true",
+                        help="only the job-throughput phases: submits, end to end, raw Dramatiq")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     mode = MODES["tiny" if args.tiny else "quick" if args.quick else "full"]
@@ -570,8 +585,11 @@ def main(argv: list[str] | None = None) -> int:
             bench = Bench(mode, database_url, REDIS_URL, Path(log_dir))
             try:
                 phases_s = {}
-                for phase in (bench.prepare, bench.sweep, bench.batch, bench.submits_end_to_end,
-                              bench.raw_dramatiq, bench.polls_under_load, bench.parked_long_polls):
+                phases = (bench.prepare, bench.sweep, bench.batch, bench.submits_end_to_end,
+                          bench.raw_dramatiq, bench.polls_under_load, bench.parked_long_polls)
+                if args.jobs:
+                    phases = (bench.start_processes, bench.submits_end_to_end, bench.raw_dramatiq)
+                for phase in phases:
                     phase_started = time.monotonic()
                     phase()
                     phases_s[phase.__name__] = round(time.monotonic() - phase_started, 1)
@@ -589,6 +607,9 @@ def main(argv: list[str] | None = None) -> int:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     results["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     results["wall_s"] = round(time.monotonic() - started, 1)
+    if args.jobs:
+        print_jobs(results)
+        return 0
     results["max_generator_cpu_share"] = max(
         r["generator_cpu_share"] for by_c in results["sweep"].values() for r in by_c.values())
     results["goals"] = goals(results)
