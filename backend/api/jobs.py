@@ -259,7 +259,7 @@ class JobStatusView(MethodView):
             return Response(status=304, headers=headers)
         charge_full_answer()
         # Built by hand, not by JobStatusSchema: the poll is the hot path, and a test pins the two equal.
-        return _json(status_answer(status, hint_ms), headers)
+        return _json(status.answer_json(hint_ms), headers)
 
 
 @blp.route("/statuses")
@@ -282,19 +282,19 @@ class JobStatuses(MethodView):
         service, owner = _service(), current_owner()
         ids = list(dict.fromkeys(body["ids"]))  # de-duplicated, order kept
         versions = body["versions"]
-        answer = _batch(service, owner, ids, versions)
-        if wait == 0 or answer["jobs"] or answer["poll_after_ms"] is None:
-            return _json(answer)
+        answer = _BatchAnswer(service, owner, ids, versions)
+        if wait == 0 or answer.changed or answer.poll_after_ms is None:
+            return _json(answer.json())
         # Subscribe to the caller's own jobs only: a wake-up by another owner's job would be a
         # timing side channel. Then read again, so a change that landed between the first read
         # and the subscription is answered at once instead of being slept through.
-        not_found = set(answer["not_found"])
+        not_found = set(answer.not_found)
         with service.notifier.listen([i for i in ids if i not in not_found]) as changed:
-            answer = _batch(service, owner, ids, versions)
-            if not answer["jobs"] and answer["poll_after_ms"] is not None:
+            answer = _BatchAnswer(service, owner, ids, versions)
+            if not answer.changed and answer.poll_after_ms is not None:
                 _wait_without_database(changed, wait)
-                answer = _batch(service, owner, ids, versions)
-        return _json(answer)
+                answer = _BatchAnswer(service, owner, ids, versions)
+        return _json(answer.json())
 
 
 def status_etag(job: Job | StatusSnapshot) -> str:
@@ -323,13 +323,8 @@ def _status_headers(hint_ms: int | None, tag: str) -> dict[str, str]:
     return headers
 
 
-def status_answer(status: StatusSnapshot, hint_ms: int | None) -> dict:
-    """The body of a status answer: what JobStatusSchema would dump, in its order."""
-    return {**status.document, "queue_position": status.queue_position, "poll_after_ms": hint_ms}
-
-
-def _json(body: dict, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")), 200, headers, mimetype="application/json")
+def _json(body: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, 200, headers, mimetype="application/json")
 
 
 def _wait_without_database(changed, wait_s: int) -> None:
@@ -347,27 +342,32 @@ def _wait_without_database(changed, wait_s: int) -> None:
             gauge.enter()
 
 
-def _batch(service: JobService, owner: str, ids: list[str], versions: dict[str, int]) -> dict:
-    statuses = service.statuses(owner, ids)
-    changed, unchanged, not_found, hints = [], [], [], []
-    for job_id in ids:
-        status = statuses.get(job_id)
-        if status is None:
-            not_found.append(job_id)
-            continue
-        hint_ms = poll_hint_ms(status)
-        if hint_ms is not None:
-            hints.append(hint_ms)
-        if versions.get(job_id) == status.version:
-            unchanged.append(job_id)
-        else:
-            changed.append(status_answer(status, hint_ms))
-    return {
-        "jobs": changed,
-        "unchanged": unchanged,
-        "not_found": not_found,
-        "poll_after_ms": min(hints) if hints else None,
-    }
+class _BatchAnswer:
+    """A batch poll's answer: the changed jobs' bodies are copied from their snapshots as JSON."""
+
+    def __init__(self, service: JobService, owner: str, ids: list[str], versions: dict[str, int]) -> None:
+        statuses = service.statuses(owner, ids)
+        self.changed, self.unchanged, self.not_found, hints = [], [], [], []
+        for job_id in ids:
+            status = statuses.get(job_id)
+            if status is None:
+                self.not_found.append(job_id)
+                continue
+            hint_ms = poll_hint_ms(status)
+            if hint_ms is not None:
+                hints.append(hint_ms)
+            if versions.get(job_id) == status.version:
+                self.unchanged.append(job_id)
+            else:
+                self.changed.append(status.answer_json(hint_ms))
+        self.poll_after_ms = min(hints) if hints else None
+
+    def json(self) -> str:
+        """What BatchStatusSchema would dump, in its order (a test pins this)."""
+        return (
+            f'{{"jobs":[{",".join(self.changed)}],"unchanged":{json.dumps(self.unchanged)},'
+            f'"not_found":{json.dumps(self.not_found)},"poll_after_ms":{json.dumps(self.poll_after_ms)}}}'
+        )
 
 
 @blp.route("/<job_id:job_id>/cancel", parameters=_JOB_ID_PARAMETER)

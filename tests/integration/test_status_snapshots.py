@@ -2,6 +2,7 @@
 PostgreSQL whenever the snapshot is missing, queued, or Redis is away."""
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -13,8 +14,7 @@ import redis
 from sqlalchemy import event
 
 from backend import create_app
-from backend.api.jobs import status_answer
-from backend.api.schemas import JobStatusSchema, poll_hint_ms
+from backend.api.schemas import BatchStatusSchema, JobStatusSchema, poll_hint_ms
 from backend.extensions import db
 from backend.jobs.snapshots import KEY_PREFIX, RedisSnapshots, StatusSnapshot
 from tests.conftest import make_key
@@ -49,29 +49,37 @@ def _running(app, job_id: str, **progress):
     return claim
 
 
-def test_the_hand_built_status_answer_is_what_the_status_schema_dumps(app, client, auth):
+def test_the_hand_built_answers_are_what_the_status_schemas_dump(app, client, auth):
     service = app.extensions["job_service"]
     queued = submit(client, auth, "echo", {}).get_json()["id"]
     running = submit(client, auth, "echo", {}).get_json()["id"]
     failed = submit(client, auth, "echo", {}).get_json()["id"]
-    _running(app, running, percent=42.5, stage="plan", message="Planned 3 shapes")
+    _running(app, running, percent=42.5, stage="plan", message='Planned "3" shapes \u00e9')
     claim = _running(app, failed)
     with app.app_context():
         service.attempts.fail(claim, "unintelligible_prompt", "No shape to draw.")
+    ids = [queued, running, failed]
 
-    for job_id in (queued, running, failed):
-        with app.test_request_context():
-            job = service.get("alice", job_id)
-            job.queue_position = service.queue_position(job_id) if job.status == "queued" else None
-            snapshot = StatusSnapshot.of(job)
-            snapshot.queue_position = job.queue_position
-            expected = JobStatusSchema().dump(job)
-            assert status_answer(snapshot, poll_hint_ms(job)) == expected
-            assert list(status_answer(snapshot, poll_hint_ms(job))) == list(expected)  # same order
-            # And through its stored form, as a poll in another process reads it.
-            stored = StatusSnapshot.from_json(snapshot.to_json())
-            stored.queue_position = job.queue_position
-            assert status_answer(stored, poll_hint_ms(job)) == expected
+    with app.test_request_context():
+        jobs = [service.get("alice", job_id) for job_id in ids]
+        for job in jobs:
+            job.queue_position = service.queue_position(job.id) if job.status == "queued" else None
+        expected = [JobStatusSchema().dump(job) for job in jobs]
+        batch_expected = BatchStatusSchema().dump(
+            {"jobs": jobs, "unchanged": [], "not_found": ["job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW"],
+             "poll_after_ms": min(h for h in (poll_hint_ms(job) for job in jobs) if h is not None)})
+    polled = [client.get(f"/api/ai/jobs/{job_id}/status", headers=auth).get_data(as_text=True) for job_id in ids]
+    batch = client.post("/api/ai/jobs/statuses", headers=auth,
+                        json={"ids": [*ids, "job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW"]}).get_data(as_text=True)
+
+    # Equal, members in the schema's order (json keeps it), and the hint the only member that may
+    # differ between the two answers (it follows the load of the moment).
+    for answer, schema_dump in zip(polled, expected):
+        assert json.loads(answer) == schema_dump
+        assert list(json.loads(answer)) == list(schema_dump)
+    assert json.loads(batch) == batch_expected
+    assert list(json.loads(batch)) == list(batch_expected)
+    assert [list(job) for job in json.loads(batch)["jobs"]] == [list(e) for e in expected]
 
 
 def test_a_poll_of_a_running_job_reads_no_database(app, client, auth):
@@ -162,11 +170,10 @@ def test_polls_answer_from_the_database_while_redis_is_away(config, postgres_url
 
 def test_with_redis_unreachable_job_writes_do_not_stall_on_their_snapshots(config):
     snapshots = RedisSnapshots(f"redis://127.0.0.1:{_closed_port()}/0", ttl_s=60, channel="c")
-    snapshot = StatusSnapshot(owner="alice", document={"id": "job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW", "version": 2,
-                                                       "status": "running"})
+
     started = time.monotonic()
-    for _ in range(20):
-        snapshots.committed(snapshot)
+    for version in range(20):
+        snapshots.committed(_snapshot("job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW", version))
 
     assert time.monotonic() - started < 2.0  # one failed connect, then skipped for a while
 
@@ -198,8 +205,8 @@ def test_a_snapshot_that_missed_a_change_in_an_outage_is_not_served_afterwards(r
 
 
 def _snapshot(job_id: str, version: int) -> StatusSnapshot:
-    return StatusSnapshot(owner="alice", document={"id": job_id, "version": version, "status": "running",
-                                                   "started_at": None})
+    return StatusSnapshot(id=job_id, owner="alice", status="running", version=version, started_at=None,
+                          document_json=json.dumps({"id": job_id, "version": version}))
 
 
 def _closed_port() -> int:
