@@ -19,6 +19,7 @@ from .links import job_links
 
 STATUSES = [s.value for s in JobStatus]
 MAX_WAIT_S = 30
+MAX_IF_NONE_MATCH_CHARS = 1024
 MAX_BATCH_IDS = 100
 MAX_LIST_LIMIT = 100
 JOB_ID_EXAMPLE = "job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW"
@@ -245,7 +246,7 @@ class ConditionalHeadersSchema(ma.Schema):
         data_key="If-None-Match",
         # None when absent, yet documented as a plain optional string: a header is never null.
         load_default=lambda: None,
-        validate=validate.Length(max=1024),
+        validate=validate.Length(max=MAX_IF_NONE_MATCH_CHARS),
         metadata={
             "description": "The ETag of the status you hold; unchanged -> 304 with no body.",
             "example": '"v5"',
