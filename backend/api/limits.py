@@ -10,20 +10,28 @@ Budgets are fixed windows counted under the *authenticated key id* (never the ra
 - ``auth``: 401 answers, per client address. Past it, the address gets 429 *before* any key
   lookup, so a flood of random tokens costs no database work.
 
-One Redis round trip per request (a Lua script increments every counter of the budget and returns
-the counts and the time left), shared by all web processes. Embedded, or for a few seconds after
-Redis failed, the counters live in this process's memory.
+flask-limiter declares the budgets, counts every hit and raises on a breach. What it cannot say
+itself is the glue below: the key function (the key id that authentication found), which budget a
+request spends, the in-process block of an address past its 401 budget, and the IETF header format.
+
+One Redis round trip per request, shared by all web processes: flask-limiter's fixed window makes
+one ``incr`` per limit, and :class:`OneTripRedisStorage` answers it with a Lua script that also
+returns the window's TTL, so the count and reset the headers need come from that same answer.
+Embedded, or for a few seconds after Redis failed, the counters live in this process's memory.
 """
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from dataclasses import dataclass
 
-import redis
-from flask import Flask, current_app, g, request
+import flask_limiter
+from flask import Flask, current_app, g, has_request_context, request
+from flask_limiter import Limit, Limiter, RequestLimit
 from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage, RedisStorage
 from werkzeug.exceptions import TooManyRequests
 
 from ..outage import SkipAfterFailure
@@ -31,35 +39,26 @@ from ..outage import SkipAfterFailure
 POLL_ENDPOINTS = {"jobs.JobStatusView", "jobs.JobStatuses"}
 CONDITIONAL_POLL_ENDPOINT = "jobs.JobStatusView"
 KEY_PREFIX = "ai-jobs:rl"
-
-
-@dataclass(frozen=True)
-class Budget:
-    """A named budget: one or more limits such as ``600/minute``."""
-
-    name: str
-    items: tuple[RateLimitItem, ...]
-
-    @classmethod
-    def parse(cls, name: str, notation: str) -> Budget:
-        return cls(name, tuple(parse_many(notation)))
+# storage_uri = SCHEME_PREFIX + REDIS_URL selects OneTripRedisStorage (limits' storage registry).
+SCHEME_PREFIX = "ai-jobs+"
+# Memory counters are swept when there are this many, so random addresses cannot grow them forever.
+SWEEP_AT = 4096
 
 
 @dataclass(frozen=True)
 class Spend:
     """What one request cost a budget: allowed or not, what is left and when the window ends."""
 
-    budget: Budget
+    budget: str
     item: RateLimitItem  # the tightest of the budget's limits for this request
     remaining: int
     reset_s: int
     allowed: bool
 
     def headers(self) -> dict[str, str]:
-        name = self.budget.name
         headers = {
-            "RateLimit-Policy": f'"{name}";q={self.item.amount};w={self.item.get_expiry()}',
-            "RateLimit": f'"{name}";r={self.remaining};t={self.reset_s}',
+            "RateLimit-Policy": f'"{self.budget}";q={self.item.amount};w={self.item.get_expiry()}',
+            "RateLimit": f'"{self.budget}";r={self.remaining};t={self.reset_s}',
         }
         if not self.allowed:
             headers["Retry-After"] = str(max(1, self.reset_s))
@@ -85,91 +84,81 @@ def rate_limited_detail(error: RateLimitExceeded) -> str:
 def budget_exceeded(spend: Spend, who: str) -> RateLimitExceeded:
     limit = spend.item
     return RateLimitExceeded(
-        f"Too many requests for {who}: the {spend.budget.name!r} budget is {limit.amount} per "
+        f"Too many requests for {who}: the {spend.budget!r} budget is {limit.amount} per "
         f"{limit.get_expiry()} s. Retry after {max(1, spend.reset_s)} s.",
         spend.headers(),
     )
 
 
-# INCR every counter of a budget; a new counter (or one left without a TTL) gets its window.
-_SPEND_SCRIPT = """
-local answer = {}
-for i, key in ipairs(KEYS) do
-  local used = redis.call('INCR', key)
-  local ttl = redis.call('TTL', key)
-  if ttl < 0 then
-    ttl = tonumber(ARGV[i])
-    redis.call('EXPIRE', key, ttl)
-  end
-  answer[#answer + 1] = used
-  answer[#answer + 1] = ttl
+# INCRBY a fixed-window counter and return it with its TTL; a new counter (or one left without a
+# TTL) gets its window. The TTL is what makes a second round trip for the headers unnecessary.
+_INCR_TTL_SCRIPT = """
+local used = redis.call('INCRBY', KEYS[1], ARGV[2])
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < 0 then
+  ttl = tonumber(ARGV[1])
+  redis.call('EXPIRE', KEYS[1], ttl)
 end
-return answer
+return {used, ttl}
 """
 
 
-class Counters:
-    """Fixed-window counters: in Redis when configured (one round trip per spend), else in memory."""
+def _seen_this_request() -> dict[str, tuple[int, float]]:
+    """Counters incremented during this request: key -> (count, window end in epoch s)."""
+    if not has_request_context():
+        return {}
+    return g.setdefault("_rate_counters", {})
 
-    # After a failure, count in memory this long instead of paying a timeout per request.
+
+class OneTripRedisStorage(RedisStorage):
+    """limits' Redis storage whose ``incr`` is one round trip that also learns the window's end.
+
+    flask-limiter asks for ``get`` and ``get_expiry`` after a hit (``RequestLimit.remaining``,
+    ``reset_at``); within the request they are answered from what ``incr`` returned, which is the
+    count right after this request's own hit. While Redis fails, counting goes on in memory for
+    ``REDIS_DOWN_BACKOFF_S`` rather than refusing every request or paying a timeout for each.
+    """
+
+    STORAGE_SCHEME = [f"{SCHEME_PREFIX}redis", f"{SCHEME_PREFIX}rediss"]
     REDIS_DOWN_BACKOFF_S = 2.0
-    # Memory counters are swept when there are this many, so random keys cannot grow them forever.
-    SWEEP_AT = 4096
 
-    def __init__(self, redis_url: str | None) -> None:
-        self._script = None
-        if redis_url:
-            client = redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=1)
-            self._script = client.register_script(_SPEND_SCRIPT)
+    def __init__(self, uri: str, **options) -> None:
+        super().__init__(uri.removeprefix(SCHEME_PREFIX), **options)
+        self._incr_ttl = self.get_connection().register_script(_INCR_TTL_SCRIPT)
         self._redis_down = SkipAfterFailure(self.REDIS_DOWN_BACKOFF_S)
-        self._lock = threading.Lock()
-        self._memory: dict[str, tuple[float, int]] = {}  # key -> (window end in monotonic s, count)
+        self._memory = MemoryStorage()
 
-    def spend(self, budget: Budget, subject: str) -> Spend:
-        keys = [f"{KEY_PREFIX}:{budget.name}:{subject}:{item.amount}/{item.get_expiry()}" for item in budget.items]
-        windows_s = [item.get_expiry() for item in budget.items]
-        counts = self._incr_redis(keys, windows_s) if self._script is not None else None
-        if counts is None:
-            counts = self._incr_memory(keys, windows_s)
-        spends = [
-            Spend(
-                budget=budget,
-                item=item,
-                remaining=max(0, item.amount - used),
-                reset_s=max(0, min(ttl_s, item.get_expiry())),
-                allowed=used <= item.amount,
-            )
-            for item, (used, ttl_s) in zip(budget.items, counts)
-        ]
-        refused = [s for s in spends if not s.allowed]
-        if refused:
-            return max(refused, key=lambda s: s.reset_s)
-        return min(spends, key=lambda s: s.remaining)
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        if not self._redis_down.skipping():
+            try:
+                used, ttl_s = self._incr_ttl(keys=[self.prefixed_key(key)], args=[expiry, amount])
+            except self.base_exceptions:  # Redis away: count in memory rather than refuse or stall
+                self._redis_down.failed()
+            else:
+                _seen_this_request()[key] = (int(used), time.time() + int(ttl_s))
+                return int(used)
+        return self._memory.incr(key, expiry, amount)
 
-    def _incr_redis(self, keys: list[str], windows_s: list[int]) -> list[tuple[int, int]] | None:
+    def get(self, key: str) -> int:
+        seen = _seen_this_request().get(key)
+        if seen is not None:
+            return seen[0]
+        return self._read(key, super().get, self._memory.get)
+
+    def get_expiry(self, key: str) -> float:
+        seen = _seen_this_request().get(key)
+        if seen is not None:
+            return seen[1]
+        return self._read(key, super().get_expiry, self._memory.get_expiry)
+
+    def _read(self, key, from_redis, from_memory):
         if self._redis_down.skipping():
-            return None
+            return from_memory(key)
         try:
-            flat = self._script(keys=keys, args=windows_s)
-        except redis.RedisError:  # Redis away: count in memory rather than refuse or stall the API
+            return from_redis(key)
+        except self.base_exceptions:
             self._redis_down.failed()
-            return None
-        return [(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
-
-    def _incr_memory(self, keys: list[str], windows_s: list[int]) -> list[tuple[int, int]]:
-        now = time.monotonic()
-        counts = []
-        with self._lock:
-            if len(self._memory) >= self.SWEEP_AT:
-                self._memory = {k: v for k, v in self._memory.items() if v[0] > now}
-            for key, window_s in zip(keys, windows_s):
-                ends_at, used = self._memory.get(key, (0.0, 0))
-                if ends_at <= now:
-                    ends_at, used = now + window_s, 0
-                used += 1
-                self._memory[key] = (ends_at, used)
-                counts.append((used, math.ceil(ends_at - now)))
-        return counts
+            return from_memory(key)
 
 
 class AddressBlocks:
@@ -183,7 +172,7 @@ class AddressBlocks:
     def block(self, address: str, spend: Spend) -> None:
         now = time.monotonic()
         with self._lock:
-            if len(self._until) >= Counters.SWEEP_AT:
+            if len(self._until) >= SWEEP_AT:
                 self._until = {a: v for a, v in self._until.items() if v[0] > now}
             self._until[address] = (now + spend.reset_s, spend)
 
@@ -198,46 +187,15 @@ class AddressBlocks:
         return Spend(spend.budget, spend.item, 0, math.ceil(left_s), allowed=False)
 
 
-class RateLimits:
-    """The service's budgets, bound to one app."""
-
-    def __init__(self, config) -> None:
-        self.counters = Counters(config.redis_url)
-        self.budgets = {
-            "poll": Budget.parse("poll", config.rate_limit_poll),
-            "poll304": Budget.parse("poll304", config.rate_limit_poll_304),
-            "submit": Budget.parse("submit", config.rate_limit_submit),
-            "default": Budget.parse("default", config.rate_limit_default),
-            "auth": Budget.parse("auth", config.rate_limit_auth_failures),
-        }
-        self.blocked_addresses = AddressBlocks()
-
-    def spend_for_key(self, budget_name: str, key_id: str) -> Spend:
-        subject = f"key:{key_id}:{request.endpoint}:{request.method}"
-        return self.counters.spend(self.budgets[budget_name], subject)
-
-    def refuse_blocked_address(self, address: str) -> None:
-        """Raise 429 if ``address`` is known to have spent its 401 budget; no I/O."""
-        spend = self.blocked_addresses.blocked(address)
-        if spend is not None:
-            raise _auth_exceeded(spend)
-
-    def count_auth_failure(self, address: str) -> Spend:
-        """Count a 401 against ``address``; raise 429 past the budget; block at its last unit."""
-        spend = self.counters.spend(self.budgets["auth"], f"addr:{address}")
-        if spend.remaining == 0:
-            self.blocked_addresses.block(address, spend)
-        if not spend.allowed:
-            raise _auth_exceeded(spend)
-        g.rate_spend = spend
-        return spend
-
-
-def _auth_exceeded(spend: Spend) -> RateLimitExceeded:
-    return budget_exceeded(spend, "this client address: too many requests without a valid API key")
-
-
 def _budget_name() -> str:
+    """The budget this request spends (before any charge_full_answer), worked out once."""
+    name = g.get("_rate_budget_of_request")
+    if name is None:
+        name = g._rate_budget_of_request = _budget_of_request()
+    return name
+
+
+def _budget_of_request() -> str:
     if request.endpoint in POLL_ENDPOINTS:
         if request.endpoint == CONDITIONAL_POLL_ENDPOINT and "If-None-Match" in request.headers:
             # Charged up front to the 304 budget; if the answer turns out to be a full 200, the
@@ -249,34 +207,148 @@ def _budget_name() -> str:
     return "default"
 
 
+def _key_id() -> str:
+    """flask-limiter's key function: the key id authentication found (never the raw header)."""
+    return g.caller.key_id
+
+
+def _unauthenticated() -> bool:
+    return g.get("caller") is None
+
+
+def _failed_address() -> str:
+    return g.rate_address
+
+
+class RateLimits:
+    """The service's budgets on one flask-limiter ``Limiter``, bound to one app."""
+
+    def __init__(self, app: Flask) -> None:
+        config = app.extensions["config"]
+        self.notations = {
+            "poll": config.rate_limit_poll,
+            "poll304": config.rate_limit_poll_304,
+            "submit": config.rate_limit_submit,
+            "default": config.rate_limit_default,
+            "auth": config.rate_limit_auth_failures,
+        }
+        self._items = {name: parse_many(notation) for name, notation in self.notations.items()}
+        if config.redis_url:
+            storage_uri = SCHEME_PREFIX + config.redis_url
+            storage_options = {"key_prefix": KEY_PREFIX, "socket_connect_timeout": 1, "socket_timeout": 1}
+        else:
+            storage_uri, storage_options = "memory://", {}
+        self.limiter = Limiter(
+            key_func=_key_id,
+            app=app,
+            # One default limit whose notation and scope are the request's budget: every call of
+            # the job API with a valid key spends exactly one budget, per endpoint and method.
+            default_limits=[Limit(
+                lambda: self.notations[_budget_name()],
+                scope=lambda _endpoint: _budget_name(),
+                per_method=True,
+                exempt_when=_unauthenticated,
+            )],
+            storage_uri=storage_uri,
+            storage_options=storage_options,
+            strategy="fixed-window",
+            # Every limit of a budget counts each request, as a refused one spends them all too.
+            fail_on_first_breach=False,
+            # The IETF RateLimit fields, not flask-limiter's X-RateLimit-*: written by _headers.
+            headers_enabled=False,
+            # The storage falls back to memory itself, on our schedule (REDIS_DOWN_BACKOFF_S).
+            in_memory_fallback_enabled=False,
+            swallow_errors=False,
+        )
+        # A 429 is the answer and the metrics count it; a log line per refused request would let
+        # one client flood the logs (flask-limiter logs each breach at INFO).
+        self.limiter.logger.setLevel(logging.WARNING)
+        # Health checks, docs and the demo page spend nothing and cost no flask-limiter work.
+        from .auth import needs_api_key  # here: auth.py imports problems.py, which imports this module
+
+        self.limiter.request_filter(lambda: not needs_api_key())
+        # flask-limiter's "rate limit a block" form: hit when a view reaches it, not per request.
+        # override_defaults=False keeps the default limit on the endpoints these are used from.
+        self._full_answer = self.limiter.limit(
+            self.notations["poll"], scope="poll", per_method=True, override_defaults=False,
+        )
+        self._auth_failure = self.limiter.shared_limit(
+            self.notations["auth"], scope="auth", key_func=_failed_address, override_defaults=False,
+        )
+        self.blocked_addresses = AddressBlocks()
+
+    def request_spend(self) -> Spend | None:
+        """What this request has spent so far: the refused limit, else the one with least left."""
+        evaluated: list[RequestLimit] = self.limiter.current_limits
+        if not evaluated:
+            return None
+        budget = g.get("rate_budget") or _budget_name()
+        now = time.time()
+        spends = []
+        for limit in evaluated:
+            reset_at, remaining = limit.window
+            window_s = limit.limit.get_expiry()
+            spends.append(Spend(budget, limit.limit, remaining, max(0, min(math.ceil(reset_at - now), window_s)),
+                                allowed=not limit.breached))
+        if len(spends) > 1:  # ties go to the limit written first in the budget's notation
+            order = self._items[budget]
+            spends.sort(key=lambda s: order.index(s.item) if s.item in order else len(order))
+        refused = [s for s in spends if not s.allowed]
+        if refused:
+            return max(refused, key=lambda s: s.reset_s)
+        return min(spends, key=lambda s: s.remaining)
+
+    def refuse_blocked_address(self, address: str) -> None:
+        """Raise 429 if ``address`` is known to have spent its 401 budget; no I/O."""
+        spend = self.blocked_addresses.blocked(address)
+        if spend is not None:
+            raise _auth_exceeded(spend)
+
+    def count_auth_failure(self, address: str) -> Spend:
+        """Count a 401 against ``address``; raise 429 past the budget; block at its last unit."""
+        g.rate_budget, g.rate_address = "auth", address
+        try:
+            with self._auth_failure:
+                pass
+        finally:
+            spend = self.request_spend()
+            if spend is not None and spend.remaining == 0:
+                self.blocked_addresses.block(address, spend)
+        return spend
+
+    def charge_full_answer(self) -> None:
+        if g.get("caller") is None or g.get("rate_budget") or _budget_name() != "poll304":
+            return
+        g.rate_budget = "poll"
+        with self._full_answer:
+            pass
+
+
+def _auth_exceeded(spend: Spend) -> RateLimitExceeded:
+    return budget_exceeded(spend, "this client address: too many requests without a valid API key")
+
+
 def _limits() -> RateLimits:
     return current_app.extensions["rate_limits"]
 
 
-def _spend_budget() -> None:
-    """A ``before_request`` hook, registered after authentication: charge the caller's key."""
-    caller = g.get("caller")
-    if caller is None:
-        return  # not an API call that needs a key (auth ran first and set the caller otherwise)
-    spend = _limits().spend_for_key(_budget_name(), caller.key_id)
-    g.rate_spend = spend
-    if not spend.allowed:
-        raise budget_exceeded(spend, "this API key")
-
-
 def charge_full_answer() -> None:
     """A conditional status poll is about to answer 200: charge the ``poll`` budget as well."""
-    spend = g.get("rate_spend")
-    if spend is None or spend.budget.name != "poll304":
-        return
-    full = _limits().spend_for_key("poll", g.caller.key_id)
-    g.rate_spend = full
-    if not full.allowed:
-        raise budget_exceeded(full, "this API key")
+    _limits().charge_full_answer()
 
 
-def _ratelimit_headers(response):
-    spend = g.get("rate_spend")
+def _refused(error: flask_limiter.RateLimitExceeded):
+    """flask-limiter's breach as this service's 429: problem+json naming the budget, with headers."""
+    from .problems import http_exception_problem
+
+    spend = _limits().request_spend()
+    if spend.budget == "auth":
+        return http_exception_problem(_auth_exceeded(spend))
+    return http_exception_problem(budget_exceeded(spend, "this API key"))
+
+
+def _headers(response):
+    spend = _limits().request_spend()
     if spend is not None:
         for name, value in spend.headers().items():
             # A 429 from another limit (the long-poll cap) keeps its own headers.
@@ -285,9 +357,9 @@ def _ratelimit_headers(response):
 
 
 def init_limits(app: Flask) -> RateLimits:
-    """Register the budgets; call after ``init_auth`` so that hooks run in that order."""
-    limits = RateLimits(app.extensions["config"])
+    """Register the budgets; call after ``init_auth`` so that the key id is known when they run."""
+    limits = RateLimits(app)
     app.extensions["rate_limits"] = limits
-    app.before_request(_spend_budget)
-    app.after_request(_ratelimit_headers)
+    app.register_error_handler(flask_limiter.RateLimitExceeded, _refused)
+    app.after_request(_headers)
     return limits

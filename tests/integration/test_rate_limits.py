@@ -1,8 +1,11 @@
 """Rate limits per API key: 429 problem+json with Retry-After and the IETF RateLimit headers."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from backend.api.limits import KEY_PREFIX
 from tests.conftest import make_key
 from tests.helpers import submit
 
@@ -191,3 +194,138 @@ class TestSeveralLimitsInOneBudget:
         assert [a.status_code for a in answers] == [202, 202, 429]
         assert answers[-1].headers["RateLimit-Policy"] == '"submit";q=2;w=60'
         assert answers[0].headers["RateLimit"].startswith('"submit";r=1;')
+
+
+class _LimiterCommands:
+    """Counts the commands the rate limiter sends Redis (on the test's database) while a block runs,
+    with MONITOR: each one a client sends is one round trip; those a Lua script runs inside Redis are
+    not, and are left out."""
+
+    def __init__(self, redis_url: str) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(redis_url)
+        self._db = self._redis.connection_pool.connection_kwargs.get("db", 0)
+
+    def during(self, block) -> int:
+        import uuid
+
+        marker = f"end-of-block-{uuid.uuid4().hex}"
+        with self._redis.monitor() as monitor:
+            block()
+            self._redis.echo(marker)
+            count = 0
+            while True:
+                seen = monitor.next_command()
+                if marker in seen["command"]:
+                    return count
+                if seen["db"] == self._db and seen["client_type"] != "lua" and KEY_PREFIX in seen["command"]:
+                    count += 1
+
+
+class TestRoundTrips:
+    """flask-limiter counts on Redis in one round trip per request: the storage's one Lua script
+    returns the count and the window's end, which the RateLimit headers are written from."""
+
+    @pytest.fixture
+    def limiter_commands(self, app, redis_url):
+        return _LimiterCommands(redis_url).during
+
+    @pytest.fixture
+    def polled(self, client, auth):
+        job = submit(client, auth, "echo", {}).get_json()
+        url = f"/api/ai/jobs/{job['id']}/status"
+        tag = client.get(url, headers=auth).headers["ETag"]
+        return url, tag
+
+    def test_a_status_poll_costs_one_round_trip_answered_200_or_304(self, client, auth, polled, limiter_commands):
+        url, tag = polled
+        answers = []
+
+        full = limiter_commands(lambda: answers.append(client.get(url, headers=auth)))
+        not_modified = limiter_commands(lambda: answers.append(
+            client.get(url, headers={**auth, "If-None-Match": tag})))
+
+        assert [a.status_code for a in answers] == [200, 304]
+        assert (full, not_modified) == (1, 1)
+        assert answers[0].headers["RateLimit"].startswith('"poll";r=')
+        assert answers[1].headers["RateLimit"].startswith('"poll304";r=')
+
+    def test_a_conditional_poll_answered_in_full_costs_two_round_trips(self, client, auth, polled, limiter_commands):
+        url, _ = polled
+        answers = []
+
+        trips = limiter_commands(lambda: answers.append(
+            client.get(url, headers={**auth, "If-None-Match": '"stale"'})))
+
+        assert answers[0].status_code == 200
+        assert trips == 2
+        assert answers[0].headers["RateLimit"].startswith('"poll";r=')
+
+    def test_a_submit_and_a_refusal_cost_one_round_trip_each(self, client, auth, limiter_commands):
+        answers = []
+
+        trips = [limiter_commands(lambda: answers.append(submit(client, auth, "echo", {}))) for _ in range(4)]
+
+        assert [a.status_code for a in answers] == [202, 202, 202, 429]
+        assert trips == [1, 1, 1, 1]
+
+    def test_requests_without_a_key_to_count_cost_none(self, client, limiter_commands):
+        assert limiter_commands(lambda: client.get("/health/live")) == 0
+
+    def test_a_401_costs_one_round_trip_and_a_blocked_address_none(self, app, client, limiter_commands):
+        flood = {"REMOTE_ADDR": "203.0.113.10"}
+        budget = 60  # the default 401 budget per address and minute
+        for _ in range(budget - 1):
+            client.get("/api/ai/jobs", headers={"Authorization": "Bearer nope"}, environ_base=flood)
+        answers = []
+
+        last_401 = limiter_commands(lambda: answers.append(
+            client.get("/api/ai/jobs", headers={"Authorization": "Bearer nope"}, environ_base=flood)))
+        blocked = limiter_commands(lambda: answers.append(
+            client.get("/api/ai/jobs", headers={"Authorization": "Bearer nope"}, environ_base=flood)))
+
+        assert [a.status_code for a in answers] == [401, 429]
+        assert (last_401, blocked) == (1, 0)
+
+
+class TestBudgetsStayInForce:
+    @pytest.fixture
+    def config(self, config):
+        return config.with_overrides(rate_limit_submit="2/minute", rate_limit_poll_304="3/minute",
+                                     rate_limit_auth_failures="100/minute")
+
+    def test_a_full_answer_to_a_conditional_poll_leaves_the_304_budget_in_force(self, client, auth):
+        job = submit(client, auth, "echo", {}).get_json()
+        url = f"/api/ai/jobs/{job['id']}/status"
+
+        stale = client.get(url, headers={**auth, "If-None-Match": '"stale"'})
+        tag = stale.headers["ETag"]
+        codes = [client.get(url, headers={**auth, "If-None-Match": tag}).status_code for _ in range(3)]
+
+        assert stale.status_code == 200
+        assert codes == [304, 304, 429]
+
+    def test_a_401_on_an_endpoint_leaves_the_key_budgets_of_that_endpoint_in_force(self, client, auth):
+        assert submit(client, {"Authorization": "Bearer nope"}, "echo", {}).status_code == 401
+
+        codes = [submit(client, auth, "echo", {}).status_code for _ in range(3)]
+
+        assert codes == [202, 202, 429]
+
+
+def test_budgets_are_counted_in_memory_while_redis_is_away(config):
+    from backend import create_app
+    from tests.helpers import free_port
+
+    app = create_app(config.with_overrides(redis_url=f"redis://127.0.0.1:{free_port()}/0", rate_limit_submit="3/minute"))
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {make_key(app, 'alice')}"}
+
+    started = time.monotonic()
+    answers = [submit(client, auth, "echo", {}) for _ in range(4)]
+
+    assert [a.status_code for a in answers] == [202, 202, 202, 429]
+    assert answers[0].headers["RateLimit"].startswith('"submit";r=2;t=60')
+    assert answers[-1].get_json()["code"] == "rate_limited"
+    assert time.monotonic() - started < 5.0  # failed connects are skipped for a while, not paid per request
