@@ -129,6 +129,14 @@ class RedisNotifier:
         self.subscriptions = 0
         # Called with a revoked key's id (None: every key may have been revoked).
         self.key_revoked_handlers: list[Callable[[str | None], None]] = []
+        # Called with every change signal's payload (the job id, then its head; see snapshots.py).
+        self.job_changed_handlers: list[Callable[[str], None]] = []
+
+    def epoch(self) -> int | None:
+        """Which subscription this process's listener is on, while it is subscribed (else None):
+        what it learned from signals holds only as long as this stays the same."""
+        self._ensure_listening()
+        return self.subscriptions if self._subscribed.is_set() else None
 
     def publish_key_revoked(self, key_id: str) -> None:
         """Tell every process; not skipped after a failure: a revocation is rare and must try."""
@@ -224,7 +232,10 @@ class RedisNotifier:
                 if message.get("channel") == KEYS_CHANNEL.encode():
                     self._key_revoked(data.decode())
                 else:
-                    self.waiters.wake(data.decode())
+                    payload = data.decode()
+                    self.waiters.wake(payload.partition("\t")[0])
+                    for handler in self.job_changed_handlers:
+                        handler(payload)
         elif kind == "subscribe":
             if message.get("channel") != KEYS_CHANNEL.encode():
                 return  # the first of the connection's two confirmations: wait for both

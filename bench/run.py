@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import chart  # noqa: E402
+from bench.cpu import CpuMeter, group_pids  # noqa: E402
 from bench.load import WrkResult, run_wrk, send_many  # noqa: E402
 from bench.procs import DramatiqWorkers, Gunicorn  # noqa: E402
 
@@ -86,6 +87,8 @@ MODES = {
     "tiny": Mode("tiny", 1, (GOAL_CONNECTIONS,), 200, 20, 40),
     # Phase 6 alone, to compare serving models in well under a minute per trial.
     "long-polls": Mode("long-polls", 4, (GOAL_CONNECTIONS,), 0, 0, 1000),
+    # The poll goals alone (the ceiling, 200 and 304 polls at 32 connections, and the batch).
+    "polls": Mode("polls", 4, (GOAL_CONNECTIONS,), 0, 0, 0),
 }
 # How long the server may take to report every long poll parked before the ordinary polls start.
 PARK_TIMEOUT_S = 20
@@ -261,11 +264,19 @@ class Bench:
     def submits_end_to_end(self) -> None:
         """16 connections submit echo jobs (no steps) for the measurement time; the worker runs them."""
         auth = self.key("bench-submit")
+        meter = CpuMeter({"web": lambda: group_pids(self.api.popen.pid),
+                          "workers": lambda: group_pids(self.workers.popen.pid),
+                          "postgresql": self._database_backends})
+        sessions_before = self._database_sessions()
+        meter.start()
         result = run_wrk(f"{self.api.base_url}/api/ai/jobs", connections=SUBMIT_CLIENTS,
                          duration_s=self.mode.duration_s, method="POST",
                          body=json.dumps({"agent": "echo", "input": {"steps": 0}}), auth=auth)
         accepted = result.statuses.get("202", 0)
         self._wait_terminal("bench-submit", timeout_s=max(60.0, accepted / 20))
+        used_s = meter.stop()
+        time.sleep(0.6)  # PostgreSQL publishes its session counts at most every 0.5 s
+        sessions_opened = self._database_sessions() - sessions_before
         from sqlalchemy import func, select
 
         from backend.extensions import db
@@ -282,9 +293,36 @@ class Bench:
             "jobs": jobs, "succeeded": succeeded, "span_s": round(span_s, 3),
             "jobs_per_s": round(jobs / span_s, 1) if span_s > 0 else None,
             "worker": f"dramatiq backend.worker -p {WORKER_PROCESSES} -t {WORKER_THREADS}",
+            # CPU per job from the first submit to the last job's end (the bench's own polling of the
+            # database included): a figure that moves little with the machine's other load.
+            "cpu_ms_per_job": {name: round(seconds * 1000 / jobs, 2) if jobs else None
+                               for name, seconds in used_s.items()},
+            # Connections opened meanwhile: a pool too small for its threads opens one per checkout.
+            "postgresql_sessions_opened": sessions_opened,
         }
         _progress(f"submits: {result.rps:,.0f}/s at {SUBMIT_CLIENTS} connections; end to end "
-                  f"{self.results['end_to_end']['jobs_per_s']} jobs/s ({jobs} jobs)")
+                  f"{self.results['end_to_end']['jobs_per_s']} jobs/s ({jobs} jobs); CPU ms per job "
+                  f"{self.results['end_to_end']['cpu_ms_per_job']}; {sessions_opened} PostgreSQL sessions opened")
+
+    def _database_sessions(self) -> int:
+        """Sessions ever opened on the bench's database (PostgreSQL 14 and later)."""
+        from sqlalchemy import text
+
+        from backend.extensions import db
+
+        count = db.session.scalar(text("SELECT sessions FROM pg_stat_database WHERE datname = current_database()"))
+        db.session.rollback()
+        return count or 0
+
+    def _database_backends(self) -> list[int]:
+        """The PostgreSQL server processes serving the bench's database now."""
+        from sqlalchemy import text
+
+        from backend.extensions import db
+
+        pids = list(db.session.scalars(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")))
+        db.session.rollback()
+        return pids
 
     def raw_dramatiq(self) -> None:
         """The same processes and threads running no-op actors: Dramatiq's own speed on this Redis."""
@@ -637,6 +675,8 @@ def print_jobs(results: dict) -> None:
           f"(p99 {submits['p99_ms']:.1f} ms, {submits['accepted']} accepted)\n"
           f"end to end jobs/s: {e2e['jobs_per_s']} ({e2e['succeeded']}/{e2e['jobs']} succeeded); "
           f"raw Dramatiq no-op jobs/s: {raw['jobs_per_s']}; ratio {ratio:.3f}x (goal >= 0.4x)\n"
+          f"CPU ms per job (submit to end): {e2e['cpu_ms_per_job']}; PostgreSQL sessions opened "
+          f"{e2e['postgresql_sessions_opened']}\n"
           f"{results['wall_s']} s; load average before {results['machine']['loadavg_before']}, "
           f"after {results['machine']['loadavg_after']}")
 
@@ -665,9 +705,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the job-throughput phases: submits, end to end, raw Dramatiq")
     parser.add_argument("--long-polls", action="store_true",
                         help="only 1,000 parked long polls and the idle poll p99 (4 s per measurement)")
+    parser.add_argument("--polls", action="store_true",
+                        help="only the poll goals: ceiling, 200 and 304 polls at 32 connections, batch")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
-    mode = MODES["long-polls" if args.long_polls else "tiny" if args.tiny else "quick" if args.quick else "full"]
+    mode = MODES["polls" if args.polls else "long-polls" if args.long_polls else "tiny" if args.tiny else "quick" if args.quick else "full"]
 
     started = time.monotonic()
     results: dict = {
@@ -701,6 +743,8 @@ def main(argv: list[str] | None = None) -> int:
                     phases = (bench.start_processes, bench.submits_end_to_end, bench.raw_dramatiq)
                 if args.long_polls:
                     phases = (bench.prepare, bench.parked_long_polls)
+                if args.polls:
+                    phases = (bench.prepare, bench.sweep, bench.batch)
                 for phase in phases:
                     phase_started = time.monotonic()
                     phase()
@@ -721,6 +765,9 @@ def main(argv: list[str] | None = None) -> int:
     results["wall_s"] = round(time.monotonic() - started, 1)
     if args.jobs:
         print_jobs(results)
+        return 0
+    if args.polls:  # the figures are the progress lines above; nothing is written
+        print(f"{results['wall_s']} s; load average after {results['machine']['loadavg_after']}")
         return 0
     if args.long_polls:
         results["goals"] = long_poll_goals(results)

@@ -16,7 +16,7 @@ from ..ids import is_job_id
 from ..jobs.errors import MalformedJobId
 from ..jobs.hints import retry_after_s
 from ..jobs.service import JobService
-from ..jobs.snapshots import StatusSnapshot
+from ..jobs.snapshots import StatusHead, StatusSnapshot
 from ..jobs.status import JobStatus
 from ..models import Job
 from .auth import current_key_id, current_owner, protect
@@ -279,6 +279,11 @@ class JobStatusView(MethodView):
         wait, presented = _status_arguments()
         service, owner = _service(), current_owner()
         waiting = wait > 0 and presented is not None
+        if presented is not None and not waiting:
+            # The cheapest answer: the version this process last heard of still matches.
+            head = service.known_status(owner, job_id)
+            if head is not None and _matches(presented, status_etag(head)):
+                return Response(status=304, headers=_status_headers(poll_hint_ms(head), status_etag(head)))
         with service.notifier.listen([job_id]) if waiting else nullcontext() as changed:
             status = service.status(owner, job_id)
             if waiting and _matches(presented, status_etag(status)) and not JobStatus(status.status).is_terminal:
@@ -328,7 +333,7 @@ class JobStatuses(MethodView):
         return _json(answer.json())
 
 
-def status_etag(job: Job | StatusSnapshot) -> str:
+def status_etag(job: Job | StatusSnapshot | StatusHead) -> str:
     """A weak tag of the job's state: its version, plus its place in the queue while queued.
 
     Weak, because two answers under one tag are equivalent but not byte-identical: their

@@ -10,16 +10,18 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import marshmallow
+from sqlalchemy import String, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 
 from ..agents.base import Agent
 from ..extensions import db
 from ..ids import new_job_id
-from ..models import Job, JobEvent, utcnow
+from ..models import Job, JobEvent, UTCDateTime, utcnow
 from . import idempotency, queries
 from .errors import InvalidJobInput, JobAlreadyFinished, JobNotFound, UnknownAgent
 from .messages import JobMessages
-from .snapshots import StatusSnapshot
+from .snapshots import StatusHead, StatusSnapshot
+from .statements import autocommit_next_statement, on_postgresql
 from .status import TERMINAL, JobStatus
 from .sweep import Sweep
 from .transitions import Transitions
@@ -76,7 +78,7 @@ class JobService:
         now = utcnow()
         job_id = new_job_id()
         message = self.messages.new(job_id, agent_name)
-        job = Job(
+        columns = dict(
             id=job_id,
             owner=owner,
             agent=agent_name,
@@ -86,19 +88,19 @@ class JobService:
             status=JobStatus.QUEUED.value,
             progress_percent=0.0,
             attempts=0,
+            handed_back=0,
             version=1,
             created_at=now,
             updated_at=now,
             enqueued_at=now,
             message_id=message.message_id,
         )
-        db.session.add(job)
-        db.session.add(
-            JobEvent(job_id=job.id, seq=job.version, at=now, status=job.status, percent=0.0,
-                     stage=None, message="Job accepted")
-        )
-        snapshot = StatusSnapshot.of(job)  # built before the commit expires the row's attributes
+        # Not added to the session: the row is written by one statement below, and the answer is
+        # built from this object, so nothing is read back after the commit.
+        job = Job(**columns)
+        snapshot = StatusSnapshot.of(job)
         try:
+            _insert_with_accepted_event(columns, now)
             db.session.commit()
         except IntegrityError:
             # Another request with the same request_id won the insert race.
@@ -170,6 +172,11 @@ class JobService:
             raise JobNotFound()
         return found
 
+    def known_status(self, owner: str, job_id: str) -> StatusHead | None:
+        """The job's head as this process last heard of it (no I/O), if it is the owner's and known."""
+        head = self.snapshots.known(job_id)
+        return head if head is not None and head.owner == owner else None
+
     def statuses(self, owner: str, job_ids: list[str]) -> dict[str, StatusSnapshot]:
         """The owner's jobs among ``job_ids``, as status snapshots; others' and unknown ids are absent.
 
@@ -204,3 +211,24 @@ class JobService:
 
     def queue_positions(self, job_ids: list[str]) -> dict[str, int]:
         return queries.queue_positions(job_ids)
+
+
+_ACCEPTED_EVENT = ("job_id", "seq", "at", "status", "percent", "stage", "message")
+
+
+def _insert_with_accepted_event(columns: dict[str, Any], now) -> None:
+    """The new job's row and its first history event: one statement on PostgreSQL (a data-modifying
+    CTE, sent in autocommit when no transaction is open), two in the session's transaction elsewhere."""
+    event = dict(seq=columns["version"], at=now, status=columns["status"], percent=0.0, stage=None,
+                 message="Job accepted")
+    if not on_postgresql():
+        db.session.execute(insert(Job).values(**columns))
+        db.session.execute(insert(JobEvent).values(job_id=columns["id"], **event))
+        return
+    job_row = insert(Job).values(**columns).returning(Job.id).cte("job_row")
+    accepted = select(
+        job_row.c.id, literal(event["seq"]), literal(now, UTCDateTime()), literal(event["status"], String),
+        literal(event["percent"]), literal(None, String), literal(event["message"], String),
+    )
+    autocommit_next_statement()
+    db.session.execute(insert(JobEvent).from_select(_ACCEPTED_EVENT, accepted).add_cte(job_row))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -35,6 +36,37 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX = "ai-jobs:snap:"
 GENERATION_KEY = "ai-jobs:snap-generation"
+
+
+@dataclass
+class StatusHead:
+    """What a conditional poll needs to answer 304: whose job, its version, and the poll hint's
+    inputs (status and age); no document."""
+
+    id: str
+    owner: str
+    status: str
+    version: int
+    started_at: datetime | None
+    queue_position = None  # heads are kept only for jobs that are not queued
+
+    @property
+    def is_queued(self) -> bool:
+        return self.status == JobStatus.QUEUED.value
+
+    def signal(self) -> str:
+        """The change signal's payload: the job id first (what long polls wake on), then the head."""
+        started = self.started_at.isoformat() if self.started_at else ""
+        return f"{self.id}\t{self.version}\t{self.status}\t{self.owner}\t{started}"
+
+    @classmethod
+    def from_signal(cls, payload: str) -> StatusHead | None:
+        parts = payload.split("\t")
+        if len(parts) != 5:
+            return None  # a bare job id (an older publisher): wake-ups only
+        job_id, version, status, owner, started = parts
+        return cls(id=job_id, owner=owner, status=status, version=int(version),
+                   started_at=datetime.fromisoformat(started) if started else None)
 
 
 @dataclass
@@ -61,6 +93,10 @@ class StatusSnapshot:
     @property
     def document(self) -> dict[str, Any]:
         return json.loads(self.document_json)
+
+    def head(self) -> StatusHead:
+        return StatusHead(id=self.id, owner=self.owner, status=self.status, version=self.version,
+                          started_at=self.started_at)
 
     def answer_json(self, poll_after_ms: int | None) -> str:
         """The status answer's body: the document and the two members computed per answer."""
@@ -117,10 +153,13 @@ def status_document(job) -> dict[str, Any]:
 
 # KEYS: the generation key, then one snapshot key per job. ARGV: ttl_s, bump ("1" or "0"), the
 # channel (or "" for none), then per job: version, owner, status, started_at, document JSON, and the
-# job id to publish (or ""). Writes each snapshot unless one of the same generation and at least
-# that version is held.
+# change signal to publish (or ""). Writes each snapshot unless one of the same generation and at
+# least that version is held. A bump also tells every process to forget the versions it knows.
 _WRITE_SCRIPT = """
-if ARGV[2] == '1' then redis.call('INCR', KEYS[1]) end
+if ARGV[2] == '1' then
+  redis.call('INCR', KEYS[1])
+  if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], '*') end
+end
 local generation = redis.call('GET', KEYS[1]) or '0'
 local written = 0
 for i = 2, #KEYS do
@@ -154,12 +193,68 @@ return found
 """
 
 
+class LatestVersions:
+    """The newest head this process knows of each recently changed or polled job, so that a
+    conditional poll of an unchanged job answers 304 with no round trip for the snapshot.
+
+    Fed by the change signals every web process already hears (each carries the job's head), and by
+    the snapshots its polls read. An entry is served only while the listener that fed it is still
+    subscribed on the same connection (``epoch``): a signal missed while it was away cannot leave a
+    stale entry behind. Entries also expire after ``ttl_s`` (the backstop), and all are dropped when
+    a process that missed a snapshot write bumps the generation (the ``*`` signal).
+    """
+
+    MAX_ENTRIES = 100_000
+
+    def __init__(self, *, epoch, ttl_s: float = 60.0, clock=time.monotonic) -> None:
+        self._epoch = epoch  # the listener's subscription count while subscribed, else None
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[StatusHead, int, float]] = {}  # id -> (head, epoch, deadline)
+
+    def get_epoch(self) -> int | None:
+        return self._epoch()
+
+    def get(self, job_id: str) -> StatusHead | None:
+        epoch = self._epoch()
+        entry = self._entries.get(job_id)
+        if epoch is None or entry is None:
+            return None
+        head, entry_epoch, deadline = entry
+        if entry_epoch != epoch or self._clock() >= deadline:
+            return None
+        return replace(head)  # a copy: the reader memoises its own poll hint on it
+
+    def offer(self, head: StatusHead, epoch: int | None) -> None:
+        """Keep ``head`` unless a newer version of the job is known on the same subscription."""
+        if epoch is None:
+            return
+        with self._lock:
+            held = self._entries.get(head.id)
+            if held is not None and held[1] == epoch and held[0].version >= head.version:
+                return
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[head.id] = (head, epoch, self._clock() + self.ttl_s)
+
+    def heard(self, payload: str) -> None:
+        """A change signal from the listener."""
+        if payload == "*":
+            with self._lock:
+                self._entries.clear()
+            return
+        head = StatusHead.from_signal(payload)
+        if head is not None:
+            self.offer(head, self._epoch())
+
+
 class RedisSnapshots:
     """Snapshots in Redis, shared by every web and worker process; change signals ride along."""
 
     REDIS_DOWN_BACKOFF_S = 2.0
 
-    def __init__(self, redis_url: str, *, ttl_s: int, channel: str) -> None:
+    def __init__(self, redis_url: str, *, ttl_s: int, channel: str, notifier=None) -> None:
         import redis
 
         self._redis = redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=1)
@@ -170,6 +265,14 @@ class RedisSnapshots:
         self._redis_down = SkipAfterFailure(self.REDIS_DOWN_BACKOFF_S, component="snapshots")
         # A write was lost since the last successful one: the next write bumps the generation.
         self._missed_write = threading.Event()
+        self._notifier = notifier
+        self.latest = LatestVersions(epoch=notifier.epoch if notifier is not None else lambda: None)
+        if notifier is not None:
+            notifier.job_changed_handlers.append(self.latest.heard)
+
+    def known(self, job_id: str) -> StatusHead | None:
+        """The job's head as this process last heard it, or None: no round trip."""
+        return self.latest.get(job_id)
 
     def committed(self, snapshot: StatusSnapshot, *, signal: bool = True) -> None:
         """Store the snapshot of a change that just committed, and signal the change."""
@@ -185,12 +288,18 @@ class RedisSnapshots:
         """The snapshots held for ``job_ids`` (absent when missing); None while Redis is away."""
         if self._redis_down.skipping():
             return None
+        epoch = self.latest.get_epoch()  # before the read: a signal heard during it wins
         try:
             found = self._read(keys=[GENERATION_KEY, *(KEY_PREFIX + job_id for job_id in job_ids)])
         except Exception:
             self._redis_down.failed()
             return None
-        return {job_id: StatusSnapshot.from_stored(job_id, fields) for job_id, fields in zip(job_ids, found) if fields}
+        snapshots = {job_id: StatusSnapshot.from_stored(job_id, fields)
+                     for job_id, fields in zip(job_ids, found) if fields}
+        for snapshot in snapshots.values():
+            if not snapshot.is_queued:  # a queued job's ETag holds its place, which no signal tells
+                self.latest.offer(snapshot.head(), epoch)
+        return snapshots
 
     def _store(self, snapshots: list[StatusSnapshot], *, signal: bool) -> None:
         if self._redis_down.skipping():
@@ -198,9 +307,9 @@ class RedisSnapshots:
             self._missed_write.set()
             return
         bump = self._missed_write.is_set()
-        args: list[Any] = [self.ttl_s, "1" if bump else "0", self.channel if signal else ""]
+        args: list[Any] = [self.ttl_s, "1" if bump else "0", self.channel if signal or bump else ""]
         for snapshot in snapshots:
-            args += [snapshot.version, *snapshot.stored(), snapshot.id if signal else ""]
+            args += [snapshot.version, *snapshot.stored(), snapshot.head().signal() if signal else ""]
         try:
             self._write(keys=[GENERATION_KEY, *(KEY_PREFIX + s.id for s in snapshots)], args=args)
         except Exception:
@@ -233,6 +342,11 @@ class InProcessSnapshots:
     def refill(self, snapshots: Iterable[StatusSnapshot]) -> None:
         self._store(snapshots)
 
+    def known(self, job_id: str) -> StatusHead | None:
+        with self._lock:
+            held = self._held.get(job_id)
+        return held.head() if held is not None and not held.is_queued else None
+
     def read(self, job_ids: list[str]) -> dict[str, StatusSnapshot]:
         # Copies: a reader fills in its own queue position and poll hint.
         with self._lock:
@@ -253,5 +367,5 @@ def build_snapshots(config, notifier):
     if config.redis_url:
         from ..notify import CHANNEL
 
-        return RedisSnapshots(config.redis_url, ttl_s=config.snapshot_ttl_s, channel=CHANNEL)
+        return RedisSnapshots(config.redis_url, ttl_s=config.snapshot_ttl_s, channel=CHANNEL, notifier=notifier)
     return InProcessSnapshots(notifier)

@@ -16,7 +16,7 @@ from sqlalchemy import event
 from backend import create_app
 from backend.api.schemas import BatchStatusSchema, JobStatusSchema, poll_hint_ms
 from backend.extensions import db
-from backend.jobs.snapshots import KEY_PREFIX, RedisSnapshots, StatusSnapshot
+from backend.jobs.snapshots import KEY_PREFIX, LatestVersions, RedisSnapshots, StatusHead, StatusSnapshot
 from tests.conftest import make_key
 from tests.helpers import submit
 
@@ -265,3 +265,94 @@ class _Forwarder:
                 sink.sendall(data)
             except OSError:
                 return
+
+
+@contextmanager
+def redis_round_trips():
+    """Commands this thread sends to Redis while the block runs (the client's real connections)."""
+    sent = {"count": 0}
+    original = redis.connection.AbstractConnection.send_packed_command
+    me = threading.get_ident()
+
+    def counted(self, command, check_health=True):
+        if threading.get_ident() == me:
+            sent["count"] += 1
+        return original(self, command, check_health)
+
+    redis.connection.AbstractConnection.send_packed_command = counted
+    try:
+        yield sent
+    finally:
+        redis.connection.AbstractConnection.send_packed_command = original
+
+
+def _heard(app, job_id: str, version: int, timeout_s: float = 5.0) -> None:
+    """Until this process's listener has heard version ``version`` of the job."""
+    snapshots = app.extensions["job_service"].snapshots
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        head = snapshots.known(job_id)
+        if head is not None and head.version >= version:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"version {version} of {job_id} was never heard")
+
+
+def test_a_conditional_poll_of_an_unchanged_job_spends_one_round_trip_and_a_full_poll_two(app, client, auth):
+    job_id = submit(client, auth, "echo", {}).get_json()["id"]
+    _running(app, job_id, percent=5.0, stage="work", message=None)
+    tag = client.get(f"/api/ai/jobs/{job_id}/status", headers=auth).headers["ETag"]
+
+    with redis_round_trips() as conditional:
+        unchanged = client.get(f"/api/ai/jobs/{job_id}/status", headers={**auth, "If-None-Match": tag})
+    with redis_round_trips() as full:
+        client.get(f"/api/ai/jobs/{job_id}/status", headers=auth)
+
+    assert unchanged.status_code == 304
+    assert (conditional["count"], full["count"]) == (1, 2)  # the rate budget; the budget and the snapshot
+
+
+def test_a_change_heard_by_the_listener_turns_the_next_conditional_poll_into_a_200(app, client, auth):
+    job_id = submit(client, auth, "echo", {}).get_json()["id"]
+    claim = _running(app, job_id, percent=5.0, stage="work", message=None)
+    tag = client.get(f"/api/ai/jobs/{job_id}/status", headers=auth).headers["ETag"]
+    assert client.get(f"/api/ai/jobs/{job_id}/status", headers={**auth, "If-None-Match": tag}).status_code == 304
+
+    with app.app_context():
+        app.extensions["job_service"].attempts.record_progress(claim, 60.0, "work", "more")
+    _heard(app, job_id, 4)
+    changed = client.get(f"/api/ai/jobs/{job_id}/status", headers={**auth, "If-None-Match": tag})
+
+    assert changed.status_code == 200
+    assert changed.get_json()["progress"]["percent"] == 60.0
+
+
+def test_a_known_head_of_another_owners_job_answers_404_not_304(app, client, auth):
+    job_id = submit(client, auth, "echo", {}).get_json()["id"]
+    _running(app, job_id)
+    tag = client.get(f"/api/ai/jobs/{job_id}/status", headers=auth).headers["ETag"]
+    mallory = {"Authorization": f"Bearer {make_key(app, 'mallory')}"}
+
+    answer = client.get(f"/api/ai/jobs/{job_id}/status", headers={**mallory, "If-None-Match": tag})
+
+    assert answer.status_code == 404
+
+
+def test_known_heads_are_not_served_across_a_reconnect_nor_after_a_generation_bump():
+    epoch = {"now": 1}
+    latest = LatestVersions(epoch=lambda: epoch["now"])
+    head = StatusHead(id="job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW", owner="alice", status="running", version=3, started_at=None)
+    latest.offer(head, 1)
+    latest.offer(StatusHead(**{**head.__dict__, "version": 2}), 1)  # an older read, arriving late
+    assert latest.get(head.id).version == 3
+
+    epoch["now"] = 2  # the listener reconnected: signals may have been missed
+    assert latest.get(head.id) is None
+
+    latest.offer(head, 2)
+    latest.heard("*")  # a process that missed a snapshot write is back
+    assert latest.get(head.id) is None
+
+    epoch["now"] = None  # not subscribed at all
+    latest.offer(head, None)
+    assert latest.get(head.id) is None
