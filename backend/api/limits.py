@@ -14,9 +14,10 @@ flask-limiter declares the budgets, counts every hit and raises on a breach. Wha
 itself is the glue below: the key function (the key id that authentication found), which budget a
 request spends, the in-process block of an address past its 401 budget, and the IETF header format.
 
-One Redis round trip per request, shared by all web processes: flask-limiter's fixed window makes
-one ``incr`` per limit, and :class:`OneTripRedisStorage` answers it with a Lua script that also
-returns the window's TTL, so the count and reset the headers need come from that same answer.
+One Redis round trip per request (per limit of its budget; the defaults have one), shared by all
+web processes: flask-limiter's fixed window makes one ``incr`` per limit, and
+:class:`OneTripRedisStorage` answers it with a Lua script that also returns the window's TTL, so
+the count and reset the headers need come from that same answer.
 Embedded, or for a few seconds after Redis failed, the counters live in this process's memory.
 """
 from __future__ import annotations
@@ -41,7 +42,7 @@ CONDITIONAL_POLL_ENDPOINT = "jobs.JobStatusView"
 KEY_PREFIX = "ai-jobs:rl"
 # storage_uri = SCHEME_PREFIX + REDIS_URL selects OneTripRedisStorage (limits' storage registry).
 SCHEME_PREFIX = "ai-jobs+"
-# Memory counters are swept when there are this many, so random addresses cannot grow them forever.
+# Address blocks are swept when there are this many, so random addresses cannot grow them forever.
 SWEEP_AT = 4096
 
 
