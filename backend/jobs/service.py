@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import marshmallow
-from sqlalchemy import String, insert, literal, select
+from sqlalchemy import Float, Integer, String, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..agents.base import Agent
@@ -214,6 +214,28 @@ class JobService:
 
 
 _ACCEPTED_EVENT = ("job_id", "seq", "at", "status", "percent", "stage", "message")
+# The submit statement per set of columns, built once: building it costs more CPU than sending it.
+_SUBMIT_STATEMENTS: dict[tuple[str, ...], Any] = {}
+
+
+def _submit_statement(names: tuple[str, ...]):
+    """``WITH job_row AS (INSERT INTO jobs ... RETURNING id) INSERT INTO job_events SELECT ... FROM
+    job_row``: the row and its 'Job accepted' event in one statement, every value a parameter."""
+    statement = _SUBMIT_STATEMENTS.get(names)
+    if statement is None:
+        # Core tables, not the ORM entities: a plain statement with parameters, no ORM bulk semantics.
+        columns = Job.__table__.c
+        job_row = (insert(Job.__table__).values({name: bindparam(name, type_=columns[name].type) for name in names})
+                   .returning(columns.id).cte("job_row"))
+        accepted = select(
+            job_row.c.id, bindparam("event_seq", type_=Integer()), bindparam("event_at", type_=UTCDateTime()),
+            bindparam("event_status", type_=String()), bindparam("event_percent", type_=Float()),
+            bindparam("event_stage", type_=String()), bindparam("event_message", type_=String()),
+        )
+        statement = _SUBMIT_STATEMENTS[names] = (
+            insert(JobEvent.__table__).from_select(_ACCEPTED_EVENT, accepted).add_cte(job_row)
+        )
+    return statement
 
 
 def _insert_with_accepted_event(columns: dict[str, Any], now) -> None:
@@ -225,10 +247,6 @@ def _insert_with_accepted_event(columns: dict[str, Any], now) -> None:
         db.session.execute(insert(Job).values(**columns))
         db.session.execute(insert(JobEvent).values(job_id=columns["id"], **event))
         return
-    job_row = insert(Job).values(**columns).returning(Job.id).cte("job_row")
-    accepted = select(
-        job_row.c.id, literal(event["seq"]), literal(now, UTCDateTime()), literal(event["status"], String),
-        literal(event["percent"]), literal(None, String), literal(event["message"], String),
-    )
+    statement = _submit_statement(tuple(sorted(columns)))
     autocommit_next_statement()
-    db.session.execute(insert(JobEvent).from_select(_ACCEPTED_EVENT, accepted).add_cte(job_row))
+    db.session.execute(statement, dict(columns, **{f"event_{key}": value for key, value in event.items()}))

@@ -12,14 +12,16 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, Iterable
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import ClauseElement, String, bindparam, case, cast, insert, literal, select, tuple_, update
 
 from .. import job_metrics
 from ..extensions import db
-from ..models import Job, JobEvent, utcnow
+from ..models import Job, JobEvent, UTCDateTime, utcnow
 from .snapshots import StatusSnapshot
+from .statements import autocommit_next_statement, on_postgresql
 from .status import TERMINAL, JobStatus, sources_of
 
 # What a write returns: what the worker's moves need, and the job's whole status document, so the
@@ -46,6 +48,28 @@ _RETURNED = (
     Job.error_message,
     Job.error_retryable,
 )
+# What the history event of a write is made of, returned whatever ``_RETURNED`` holds.
+_EVENT_SOURCE = (Job.id, Job.version, Job.status, Job.progress_percent, Job.progress_stage)
+# What the claim's metrics need from before the claim: since when the job waited, and whether the
+# sweep requeued it from a lost worker (then heartbeat_at is that worker's last beat).
+_BEFORE_CLAIM = (Job.updated_at, Job.next_attempt_at, Job.error_code, Job.heartbeat_at)
+
+
+# SQL expressions that writes use, built once: a write's statement is cached per shape (by their ids).
+_NEXT_ATTEMPT = Job.attempts + 1
+_ONE_MORE_HANDED_BACK = Job.handed_back + 1
+_NO_CANCEL_REQUEST = Job.cancel_requested_at.is_(None)
+_EVENT_INSERT = insert(JobEvent).values(
+    job_id=bindparam("job_id"), seq=bindparam("seq"), at=bindparam("at", type_=UTCDateTime()),
+    status=bindparam("status"), percent=bindparam("percent"), stage=bindparam("stage"), message=bindparam("message"),
+)
+# Writes come in a handful of shapes; past this many something builds its expressions per call.
+_MAX_STATEMENT_SHAPES = 256
+
+
+def _attempt_started(job) -> Any:
+    """The claim's event message, in SQL: the attempt number is only known once the row changed."""
+    return literal("Attempt ", String) + cast(job.attempts, String) + literal(" started", String)
 
 
 @dataclass(frozen=True)
@@ -88,6 +112,14 @@ class Transitions:
         self.snapshots = snapshots
         self.estimator = estimator
         self.messages = messages
+        self._statements: dict[tuple, tuple] = {}
+        # The claim's completion estimate, per agent in SQL (``CASE agent``): the claim learns which
+        # agent the job is for in the very statement that starts it.
+        self._agent_names = sorted(messages.agents)
+        self._estimate_at_start = case(
+            {name: bindparam(f"estimate_{index}", type_=UTCDateTime()) for index, name in enumerate(self._agent_names)},
+            value=Job.agent, else_=None,
+        ) if self._agent_names else None
 
     # ---- what a worker does with its attempt --------------------------------------------------
 
@@ -97,48 +129,45 @@ class Transitions:
         Delivery is at-least-once: a duplicate message finds the job already running or finished
         and is skipped here.
         """
-        # Besides the agent, what the metrics need: since when it waited, and whether the sweep
-        # requeued it from a lost worker (then heartbeat_at is that worker's last beat).
-        before = db.session.execute(
-            select(Job.agent, Job.updated_at, Job.next_attempt_at, Job.error_code, Job.heartbeat_at)
-            .where(Job.id == job_id)
-        ).one_or_none()
-        if before is None:
-            db.session.rollback()
-            return None
-        agent = before.agent
         now = utcnow()
         row = self.write(
             job_id,
             to=JobStatus.RUNNING,
             when=[JobStatus.QUEUED],
             values={
-                "attempts": Job.attempts + 1,
+                "attempts": _NEXT_ATTEMPT,
                 "started_at": now,
                 "heartbeat_at": now,
                 "next_attempt_at": None,
                 "progress_stage": "starting",
                 "progress_message": None,
-                "estimated_completion_at": self.estimator.estimate(agent, now, now, 0.0),
+                "estimated_completion_at": self._estimate_at_start,
                 # The last attempt's error stays in the history; the new attempt starts clean.
                 "error_code": None,
                 "error_message": None,
                 "error_retryable": None,
             },
             # A queued job with a cancel request is never started; the sweep ends it cancelled.
-            only_if=[Job.cancel_requested_at.is_(None)],
-            message_from=lambda r: f"Attempt {r.attempts} started",
+            only_if=[_NO_CANCEL_REQUEST],
+            message_from=_attempt_started,
+            before=_BEFORE_CLAIM,
+            params=self._estimates_at_start(now),
             now=now,
         )
         if row is None:
             return None
         job_metrics.attempt_started(
             job_id, row.agent, row.attempts, now=now,
-            queued_since=before.next_attempt_at or before.updated_at,
-            lost_worker_beat_at=before.heartbeat_at if before.error_code == "worker_lost" else None,
+            queued_since=row.before_next_attempt_at or row.before_updated_at,
+            lost_worker_beat_at=row.before_heartbeat_at if row.before_error_code == "worker_lost" else None,
         )
         return Claim(job_id=job_id, agent=row.agent, input=row.input, attempt=row.attempts, started_at=now,
                      handed_back=row.handed_back)
+
+    def _estimates_at_start(self, now: datetime) -> dict[str, Any]:
+        """The parameters of ``_estimate_at_start``: each agent's estimate for an attempt starting now."""
+        return {f"estimate_{index}": self.estimator.estimate(name, now, now, 0.0)
+                for index, name in enumerate(self._agent_names)}
 
     def record_progress(self, claim: Claim, percent: float, stage: str, message: str) -> bool:
         """Persist progress (and a heartbeat); returns whether a cancel was requested.
@@ -258,7 +287,7 @@ class Transitions:
             claim.agent,
             attempt=claim.attempt,
             values={
-                "handed_back": Job.handed_back + 1,
+                "handed_back": _ONE_MORE_HANDED_BACK,
                 "next_attempt_at": None,
                 "progress_stage": "handed back",
                 "enqueued_at": now,
@@ -285,7 +314,7 @@ class Transitions:
             to=JobStatus.QUEUED,
             attempt=attempt,
             values={**values, "estimated_completion_at": None, "message_id": next_message.message_id},
-            only_if=[Job.cancel_requested_at.is_(None)],
+            only_if=[_NO_CANCEL_REQUEST],
             message=message,
             now=now,
         )
@@ -310,6 +339,7 @@ class Transitions:
         owned = [(claim.job_id, claim.attempt) for claim in claims]
         if not owned:
             return 0
+        autocommit_next_statement()
         result = db.session.execute(
             update(Job)
             .where(Job.status == JobStatus.RUNNING.value, tuple_(Job.id, Job.attempts).in_(owned))
@@ -350,6 +380,58 @@ class Transitions:
             now=now,
         ) is not None
 
+    def _statement(self, shape: tuple, build, keep: tuple):
+        """The statement of one shape of write, built once per process: building an UPDATE with its
+        CTEs costs more CPU than sending it. ``keep`` holds the SQL expressions whose ids are in
+        ``shape``, so no other object can take one of those ids while the entry lives."""
+        found = self._statements.get(shape)
+        if found is not None:
+            return found[0]
+        statement = build()
+        if len(self._statements) < _MAX_STATEMENT_SHAPES:
+            self._statements[shape] = (statement, keep)
+        return statement
+
+    @staticmethod
+    def _change_with_event_postgresql(change, returned: list, before: list):
+        """The change and its event in one statement: ``WITH moved AS (UPDATE ... RETURNING ...),
+        event AS (INSERT INTO job_events SELECT ... FROM moved) SELECT * FROM moved``.
+
+        Values from before the change come from the row locked (``FOR UPDATE``) in the UPDATE's
+        ``FROM``, so they are those of the very version the change replaced.
+        """
+        if before:
+            prior = (select(Job.id, *before).where(Job.id == bindparam("job_id")).with_for_update()
+                     .subquery("prior"))
+            change = change.where(Job.id == prior.c.id)
+            returned = [*returned, *(prior.c[column.key].label(f"before_{column.key}") for column in before)]
+        moved = change.returning(*returned).cte("moved")
+        event = insert(JobEvent).from_select(
+            ["job_id", "seq", "at", "status", "percent", "stage", "message"],
+            select(moved.c.id, moved.c.version, bindparam("now", type_=UTCDateTime()), moved.c.status,
+                   moved.c.progress_percent, moved.c.progress_stage, moved.c.event_message),
+        ).cte("event")
+        return select(moved).add_cte(event)
+
+    @staticmethod
+    def _change_with_event(statements: tuple, params: dict):
+        """The change, then its event, in the session's transaction (SQLite: no data-modifying CTEs)."""
+        change, prior_select = statements
+        prior = None
+        if prior_select is not None:
+            prior = db.session.execute(prior_select, params).one_or_none()
+            if prior is None:
+                return None
+        row = db.session.execute(change, params).one_or_none()
+        if row is None:
+            return None
+        db.session.execute(_EVENT_INSERT, dict(job_id=params["job_id"], seq=row.version, at=params["now"],
+                                               status=row.status, percent=row.progress_percent,
+                                               stage=row.progress_stage, message=row.event_message))
+        if prior is None:
+            return row
+        return SimpleNamespace(**row._asdict(), **{f"before_{key}": value for key, value in prior._asdict().items()})
+
     def write(
         self,
         job_id: str,
@@ -362,6 +444,8 @@ class Transitions:
         only_if: Iterable[Any] = (),
         message: str | None = None,
         message_from=None,
+        before: Iterable[Any] = (),
+        params: dict[str, Any] | None = None,
     ):
         """Compare-and-set: apply ``values`` (and the move to ``to``) only if the job allows it.
 
@@ -369,44 +453,71 @@ class Transitions:
         the job (``attempt_owns_job``); otherwise the job must be in one of ``when``. ``to=None``
         keeps the status (a progress or cancel-request write). Returns the changed row (truthy) or
         None; on success the change is committed together with its history event.
+
+        The event's message is ``message``, else ``message_from(Job)`` (a SQL expression over the
+        changed row), else the row's progress message. The returned row also carries, as
+        ``before_<name>``, the values the ``before`` columns had before the write. SQL expressions
+        among ``values``, ``only_if`` and ``before`` must be module-level constants (the statement
+        is built once per shape); ``params`` gives their bound parameters.
         """
         if attempt is not None:
-            conditions = [Job.id == job_id, *attempt_owns_job(attempt)]
             if to is not None and JobStatus.RUNNING not in sources_of(to):
                 raise ValueError(f"an attempt cannot move its job to {to.value}")
+            allowed: tuple[str, ...] = ()
         else:
-            allowed = set(when) if to is None else set(when) & sources_of(to)
-            if not allowed:
+            statuses = set(when) if to is None else set(when) & sources_of(to)
+            if not statuses:
                 raise ValueError("a write needs an attempt or the statuses it may start from")
-            conditions = [Job.id == job_id, Job.status.in_([s.value for s in allowed])]
-        conditions.extend(only_if)
-        changes = dict(values, version=Job.version + 1, updated_at=now)
-        if to is not None:
-            changes["status"] = to.value
-        result = db.session.execute(
-            update(Job)
-            .where(*conditions)
-            .values(**changes)
-            .returning(*_RETURNED)
-            .execution_options(synchronize_session=False)
+            allowed = tuple(sorted(s.value for s in statuses))
+        only_if, before = tuple(only_if), tuple(before)
+        sent = {key: value for key, value in values.items() if not isinstance(value, ClauseElement)}
+        computed = {key: value for key, value in values.items() if isinstance(value, ClauseElement)}
+        postgresql = on_postgresql()
+        shape = (
+            postgresql, to, attempt is not None, allowed, tuple(sorted(sent)),
+            tuple(sorted((key, id(value)) for key, value in computed.items())),
+            tuple(map(id, only_if)), bool(message), id(message_from), tuple(map(id, before)),
         )
-        row = result.one_or_none()
+
+        def build():
+            if attempt is not None:
+                conditions = [Job.id == bindparam("job_id"), *attempt_owns_job(bindparam("attempt"))]
+            else:
+                conditions = [Job.id == bindparam("job_id"), Job.status.in_(allowed)]
+            changes = {key: bindparam(f"set_{key}", type_=Job.__table__.c[key].type) for key in sent}
+            changes.update(computed, version=Job.version + 1, updated_at=bindparam("now", type_=UTCDateTime()))
+            if to is not None:
+                changes["status"] = to.value
+            if message:
+                event_message = bindparam("event_message", type_=String())
+            elif message_from is not None:
+                event_message = message_from(Job)
+            else:
+                event_message = Job.progress_message
+            returned_keys = {column.key for column in _RETURNED}
+            returned = [*_RETURNED, *(c for c in _EVENT_SOURCE if c.key not in returned_keys),
+                        event_message.label("event_message")]
+            change = (update(Job).where(*conditions, *only_if).values(**changes)
+                      .execution_options(synchronize_session=False))
+            if postgresql:
+                return self._change_with_event_postgresql(change, returned, list(before))
+            prior_select = select(*before).where(Job.id == bindparam("job_id")) if before else None
+            return change.returning(*returned), prior_select
+
+        statement = self._statement(shape, build, keep=(*computed.values(), *only_if, *before, message_from))
+        bound = dict(params or {}, job_id=job_id, now=now, **{f"set_{key}": value for key, value in sent.items()})
+        if attempt is not None:
+            bound["attempt"] = attempt
+        if message:
+            bound["event_message"] = message
+        if postgresql:
+            autocommit_next_statement()
+            row = db.session.execute(statement, bound).one_or_none()
+        else:
+            row = self._change_with_event(statement, bound)
         if row is None:
             db.session.rollback()
             return None
-        if message_from is not None:
-            message = message_from(row)
-        db.session.add(
-            JobEvent(
-                job_id=job_id,
-                seq=row.version,
-                at=now,
-                status=row.status,
-                percent=row.progress_percent,
-                stage=row.progress_stage,
-                message=message or row.progress_message,
-            )
-        )
         db.session.commit()
         # After the commit, never before: a snapshot or a wake-up must not show an uncommitted change.
         self.snapshots.committed(StatusSnapshot.of(row))
