@@ -133,9 +133,12 @@ class Config:
     # snapshot could outlive a change whose write was lost with a process that died in an outage.
     snapshot_ttl_s: int = 300
     # SQLAlchemy pool per process (web or worker): at most pool + overflow connections each.
-    # docs/runbook.md sizes them against PostgreSQL's max_connections.
-    db_pool_size: int = 5
-    db_max_overflow: int = 5
+    # docs/runbook.md sizes them against PostgreSQL's max_connections. All 10 in the pool, none as
+    # overflow: an overflow connection is closed when given back, so a load above the pool size
+    # opened a new connection every few jobs (bench/run.py --jobs: 369 sessions for 1,159 jobs at
+    # 5 + 5, 34 at 10 + 0; opened only when needed either way).
+    db_pool_size: int = 10
+    db_max_overflow: int = 0
     # Operations (docs/operations.md). Log lines as "json" (the image's default) or "text".
     log_format: str = "text"
     log_level: str = "INFO"

@@ -88,4 +88,4 @@ def test_the_pool_settings_come_from_the_environment():
     config = Config.from_env({"DB_POOL_SIZE": "7", "DB_MAX_OVERFLOW": "0"})
 
     assert (config.db_pool_size, config.db_max_overflow) == (7, 0)
-    assert (Config().db_pool_size, Config().db_max_overflow) == (5, 5)
+    assert (Config().db_pool_size, Config().db_max_overflow) == (10, 0)
