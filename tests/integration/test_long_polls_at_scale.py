@@ -2,8 +2,8 @@
 
 The server runs with ``backend/gunicorn_conf.py``'s own defaults (no WEB_THREADS, no worker class
 from the environment), so this fails if the production process model goes back to capping parked
-polls at a few threads per process: the old 2 x 64 threads answered no ordinary poll at all while
-more than 128 polls were parked.
+polls at a few threads per process: with the old 2 x 64 threads, at most 128 polls parked, the rest
+and every ordinary poll queued behind them, and even /metrics went unanswered.
 """
 from __future__ import annotations
 
