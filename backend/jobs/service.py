@@ -21,7 +21,7 @@ from . import idempotency, queries
 from .errors import InvalidJobInput, JobAlreadyFinished, JobNotFound, UnknownAgent
 from .messages import JobMessages
 from .snapshots import StatusHead, StatusSnapshot
-from .statements import autocommit_next_statement, on_postgresql
+from .statements import execute_alone, on_postgresql
 from .status import TERMINAL, JobStatus
 from .sweep import Sweep
 from .transitions import Transitions
@@ -39,6 +39,9 @@ class JobService:
 
     def __init__(self, *, agents: Mapping[str, Agent], queue, config, notifier, snapshots, estimator) -> None:
         self.agents = agents
+        # One instance per agent: building a marshmallow schema costs more than a load with it, and
+        # a load keeps no state in the instance.
+        self._input_schemas = {name: agent.input_schema() for name, agent in agents.items()}
         self.queue = queue
         self.config = config
         self.notifier = notifier
@@ -65,7 +68,7 @@ class JobService:
                 errors={"json": {"agent": [f"Must be one of: {', '.join(sorted(self.agents))}."]}},
             )
         try:
-            loaded = agent.input_schema().load(job_input)
+            loaded = self._input_schemas[agent_name].load(job_input)
         except marshmallow.ValidationError as exc:
             raise InvalidJobInput(errors={"json": {"input": exc.normalized_messages()}}) from None
         body_hash = idempotency.request_hash(agent_name, loaded)
@@ -248,5 +251,4 @@ def _insert_with_accepted_event(columns: dict[str, Any], now) -> None:
         db.session.execute(insert(JobEvent).values(job_id=columns["id"], **event))
         return
     statement = _submit_statement(tuple(sorted(columns)))
-    autocommit_next_statement()
-    db.session.execute(statement, dict(columns, **{f"event_{key}": value for key, value in event.items()}))
+    execute_alone(statement, dict(columns, **{f"event_{key}": value for key, value in event.items()}))

@@ -26,3 +26,17 @@ def autocommit_next_statement() -> bool:
         return False
     db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     return True
+
+
+def execute_alone(statement, params: dict):
+    """Execute a statement that is a whole transaction by itself, and return its result (buffered).
+
+    With no transaction open in the session (the usual case for a worker's write or a submit), on a
+    connection of its own in autocommit, past the session's bookkeeping (PostgreSQL only); else in
+    the session's transaction, which the caller commits.
+    """
+    if db.session().in_transaction() or not on_postgresql():
+        return db.session.execute(statement, params)
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        result = connection.execute(statement, params)
+        return result.freeze()() if result.returns_rows else result

@@ -21,7 +21,7 @@ from .. import job_metrics
 from ..extensions import db
 from ..models import Job, JobEvent, UTCDateTime, utcnow
 from .snapshots import StatusSnapshot
-from .statements import autocommit_next_statement, on_postgresql
+from .statements import autocommit_next_statement, execute_alone, on_postgresql
 from .status import TERMINAL, JobStatus, sources_of
 
 # What a write returns: what the worker's moves need, and the job's whole status document, so the
@@ -511,8 +511,7 @@ class Transitions:
         if message:
             bound["event_message"] = message
         if postgresql:
-            autocommit_next_statement()
-            row = db.session.execute(statement, bound).one_or_none()
+            row = execute_alone(statement, bound).one_or_none()
         else:
             row = self._change_with_event(statement, bound)
         if row is None:
