@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import delete, func, select
 
 from .. import metrics
@@ -63,10 +64,15 @@ def purge_finished(
     while max_batches is None or batches < max_batches:
         started_s = time.perf_counter()
         ids = _older_than(cutoff).order_by(Job.finished_at).limit(batch_size)
-        removed = db.session.execute(
-            delete(Job).where(Job.id.in_(ids.scalar_subquery())).execution_options(synchronize_session=False)
-        ).rowcount
+        removed_ids = db.session.execute(
+            delete(Job).where(Job.id.in_(ids.scalar_subquery())).returning(Job.id)
+            .execution_options(synchronize_session=False)
+        ).scalars().all()
         db.session.commit()
+        removed = len(removed_ids)
+        if removed:
+            # A deleted job must answer 404 at once, not from a status snapshot left behind.
+            current_app.extensions["job_service"].snapshots.forget(removed_ids)
         batches += 1
         deleted += removed
         if removed:

@@ -244,6 +244,11 @@ class LatestVersions:
             with self._lock:
                 self._entries.clear()
             return
+        if payload.startswith("-"):  # jobs were deleted: "-id,id,..."
+            with self._lock:
+                for job_id in payload[1:].split(","):
+                    self._entries.pop(job_id, None)
+            return
         head = StatusHead.from_signal(payload)
         if head is not None:
             self.offer(head, self._epoch())
@@ -283,6 +288,20 @@ class RedisSnapshots:
         snapshots = list(snapshots)
         if snapshots and not self._redis_down.skipping():  # a refill lost is a miss, not a stale entry
             self._store(snapshots, signal=False)
+
+    def forget(self, job_ids: list[str]) -> None:
+        """Drop the snapshots of deleted jobs, here and in every process that knows their heads."""
+        gone = "-" + ",".join(job_ids)
+        self.latest.heard(gone)  # this process at once; the others when the signal reaches them
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.delete(*(KEY_PREFIX + job_id for job_id in job_ids))
+            pipe.publish(self.channel, gone)
+            pipe.execute()
+        except Exception:
+            # Redis away: the next write bumps the generation, which invalidates every snapshot.
+            self._missed_write.set()
+            self._redis_down.failed()
 
     def read(self, job_ids: list[str]) -> dict[str, StatusSnapshot] | None:
         """The snapshots held for ``job_ids`` (absent when missing); None while Redis is away."""
@@ -341,6 +360,11 @@ class InProcessSnapshots:
 
     def refill(self, snapshots: Iterable[StatusSnapshot]) -> None:
         self._store(snapshots)
+
+    def forget(self, job_ids: list[str]) -> None:
+        with self._lock:
+            for job_id in job_ids:
+                self._held.pop(job_id, None)
 
     def known(self, job_id: str) -> StatusHead | None:
         with self._lock:

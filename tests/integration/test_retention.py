@@ -70,12 +70,15 @@ def test_a_purge_deletes_old_finished_jobs_with_their_history_and_nothing_else(a
 def test_a_deleted_job_answers_404_like_one_that_never_existed(app, client, auth):
     job_id = submit(client, auth).get_json()["id"]
     client.post(f"/api/ai/jobs/{job_id}/cancel", headers=auth)
+    tag = client.get(f"/api/ai/jobs/{job_id}/status", headers=auth).headers["ETag"]
     with app.app_context():
         db.session.execute(text("UPDATE jobs SET finished_at = now() - interval '31 days' WHERE id = :id"),
                            {"id": job_id})
         db.session.commit()
         assert purge_finished(timedelta(days=30)).deleted == 1
 
+    conditional = client.get(f"/api/ai/jobs/{job_id}/status", headers={**auth, "If-None-Match": tag})
+    assert conditional.status_code == 404  # not a 304 from the status it had
     for path in (f"/api/ai/jobs/{job_id}", f"/api/ai/jobs/{job_id}/status", f"/api/ai/jobs/{job_id}/events"):
         response = client.get(path, headers=auth)
         assert response.status_code == 404
