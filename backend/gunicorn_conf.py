@@ -4,7 +4,8 @@ Long polls park a thread each (no database connection, no CPU) for up to 30 s, s
 threaded workers with many threads: parked waits and ordinary requests share the pool, and the
 database pool stays small because a parked wait has given its connection back. Chosen by measurement
 against gevent workers (docs/performance.md): 1,000 threads per process park 1,000 long polls on a
-2-core host with ordinary polls still answered at their idle p99 and changes delivered within 100 ms.
+2-core host while ordinary polls cost what they cost idle; gevent parked them too, but delivered the
+changes to parked clients several times later.
 """
 import glob
 import multiprocessing
@@ -15,7 +16,7 @@ bind = os.environ.get("BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_WORKERS", max(2, multiprocessing.cpu_count())))
 # Threads per worker: each long poll holds one for at most `wait` seconds, blocked in Event.wait (no
-# CPU; about 70 KB resident each, measured). Started on demand and kept: a process holds as many as
+# CPU; about 75 KB resident each, measured). Started on demand and kept: a process holds as many as
 # it has needed at once.
 threads = int(os.environ.get("WEB_THREADS", "1000"))
 # gthread accepts at most this many connections per process, idle kept-alive ones included: one per
