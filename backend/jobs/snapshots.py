@@ -204,7 +204,7 @@ class LatestVersions:
     a process that missed a snapshot write bumps the generation (the ``*`` signal).
     """
 
-    MAX_ENTRIES = 100_000
+    MAX_ENTRIES = 20_000  # about 8 MB; entries live 60 s, so this holds 300 changes a second
 
     def __init__(self, *, epoch, ttl_s: float = 60.0, clock=time.monotonic) -> None:
         self._epoch = epoch  # the listener's subscription count while subscribed, else None
