@@ -250,8 +250,13 @@ class LatestVersions:
                     self._entries.pop(job_id, None)
             return
         head = StatusHead.from_signal(payload)
-        if head is not None:
-            self.offer(head, self._epoch())
+        if head is None:
+            return
+        if head.is_queued:  # its ETag holds its place in the queue, which no signal tells
+            with self._lock:
+                self._entries.pop(head.id, None)
+            return
+        self.offer(head, self._epoch())
 
 
 class RedisSnapshots:

@@ -356,3 +356,15 @@ def test_known_heads_are_not_served_across_a_reconnect_nor_after_a_generation_bu
     epoch["now"] = None  # not subscribed at all
     latest.offer(head, None)
     assert latest.get(head.id) is None
+
+
+def test_a_job_queued_again_is_not_answered_from_a_known_head():
+    latest = LatestVersions(epoch=lambda: 1)
+    running = StatusHead(id="job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW", owner="alice", status="running", version=3,
+                         started_at=None)
+    latest.heard(running.signal())
+    assert latest.get(running.id).version == 3
+
+    latest.heard(StatusHead(**{**running.__dict__, "status": "queued", "version": 4}).signal())  # a retry
+
+    assert latest.get(running.id) is None  # its poll reads its place in the queue
