@@ -233,9 +233,9 @@ class RedisNotifier:
                     self._key_revoked(data.decode())
                 else:
                     payload = data.decode()
-                    self.waiters.wake(payload.partition("\t")[0])
-                    for handler in self.job_changed_handlers:
+                    for handler in self.job_changed_handlers:  # first: a woken poll reads what they keep
                         handler(payload)
+                    self.waiters.wake(payload.partition("\t")[0])
         elif kind == "subscribe":
             if message.get("channel") != KEYS_CHANNEL.encode():
                 return  # the first of the connection's two confirmations: wait for both

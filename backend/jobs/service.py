@@ -20,7 +20,7 @@ from ..models import Job, JobEvent, UTCDateTime, utcnow
 from . import idempotency, queries
 from .errors import InvalidJobInput, JobAlreadyFinished, JobNotFound, UnknownAgent
 from .messages import JobMessages
-from .snapshots import StatusHead, StatusSnapshot
+from .snapshots import StatusSnapshot
 from .statements import execute_alone, on_postgresql
 from .status import TERMINAL, JobStatus
 from .sweep import Sweep
@@ -175,10 +175,10 @@ class JobService:
             raise JobNotFound()
         return found
 
-    def known_status(self, owner: str, job_id: str) -> StatusHead | None:
-        """The job's head as this process last heard of it (no I/O), if it is the owner's and known."""
-        head = self.snapshots.known(job_id)
-        return head if head is not None and head.owner == owner else None
+    def known_status(self, owner: str, job_id: str) -> StatusSnapshot | None:
+        """The job's status as this process last heard of it (no I/O), if known and the owner's."""
+        known = self.snapshots.known(job_id)
+        return known if known is not None and known.owner == owner else None
 
     def statuses(self, owner: str, job_ids: list[str]) -> dict[str, StatusSnapshot]:
         """The owner's jobs among ``job_ids``, as status snapshots; others' and unknown ids are absent.

@@ -39,37 +39,6 @@ GENERATION_KEY = "ai-jobs:snap-generation"
 
 
 @dataclass
-class StatusHead:
-    """What a conditional poll needs to answer 304: whose job, its version, and the poll hint's
-    inputs (status and age); no document."""
-
-    id: str
-    owner: str
-    status: str
-    version: int
-    started_at: datetime | None
-    queue_position = None  # heads are kept only for jobs that are not queued
-
-    @property
-    def is_queued(self) -> bool:
-        return self.status == JobStatus.QUEUED.value
-
-    def signal(self) -> str:
-        """The change signal's payload: the job id first (what long polls wake on), then the head."""
-        started = self.started_at.isoformat() if self.started_at else ""
-        return f"{self.id}\t{self.version}\t{self.status}\t{self.owner}\t{started}"
-
-    @classmethod
-    def from_signal(cls, payload: str) -> StatusHead | None:
-        parts = payload.split("\t")
-        if len(parts) != 5:
-            return None  # a bare job id (an older publisher): wake-ups only
-        job_id, version, status, owner, started = parts
-        return cls(id=job_id, owner=owner, status=status, version=int(version),
-                   started_at=datetime.fromisoformat(started) if started else None)
-
-
-@dataclass
 class StatusSnapshot:
     """One committed version of a job's status document, and what a poll decides with it.
 
@@ -94,9 +63,21 @@ class StatusSnapshot:
     def document(self) -> dict[str, Any]:
         return json.loads(self.document_json)
 
-    def head(self) -> StatusHead:
-        return StatusHead(id=self.id, owner=self.owner, status=self.status, version=self.version,
-                          started_at=self.started_at)
+    def signal(self) -> str:
+        """The change signal's payload: the job id first (what long polls wake on), then the whole
+        snapshot, so every web process can answer the job's polls from what it heard. (JSON escapes
+        control characters, so the document holds no tab.)"""
+        started = self.started_at.isoformat() if self.started_at else ""
+        return f"{self.id}\t{self.version}\t{self.status}\t{self.owner}\t{started}\t{self.document_json}"
+
+    @classmethod
+    def from_signal(cls, payload: str) -> StatusSnapshot | None:
+        parts = payload.split("\t")
+        if len(parts) != 6:
+            return None  # a bare job id (an older publisher): wake-ups only
+        job_id, version, status, owner, started, document = parts
+        return cls(id=job_id, owner=owner, status=status, version=int(version),
+                   started_at=datetime.fromisoformat(started) if started else None, document_json=document)
 
     def answer_json(self, poll_after_ms: int | None) -> str:
         """The status answer's body: the document and the two members computed per answer."""
@@ -193,30 +174,30 @@ return found
 """
 
 
-class LatestVersions:
-    """The newest head this process knows of each recently changed or polled job, so that a
-    conditional poll of an unchanged job answers 304 with no round trip for the snapshot.
+class RecentStatuses:
+    """The newest snapshot this process knows of each recently changed or polled job, so that a poll
+    of it reads no snapshot from Redis: a 304 or a 200 answered from memory.
 
-    Fed by the change signals every web process already hears (each carries the job's head), and by
-    the snapshots its polls read. An entry is served only while the listener that fed it is still
+    Fed by the change signals every web process already hears (each carries the job's snapshot), and
+    by the snapshots its polls read. An entry is served only while the listener that fed it is still
     subscribed on the same connection (``epoch``): a signal missed while it was away cannot leave a
     stale entry behind. Entries also expire after ``ttl_s`` (the backstop), and all are dropped when
     a process that missed a snapshot write bumps the generation (the ``*`` signal).
     """
 
-    MAX_ENTRIES = 20_000  # about 8 MB; entries live 60 s, so this holds 300 changes a second
+    MAX_ENTRIES = 20_000  # about 20 MB; entries live 60 s, so this holds 300 changes a second
 
     def __init__(self, *, epoch, ttl_s: float = 60.0, clock=time.monotonic) -> None:
         self._epoch = epoch  # the listener's subscription count while subscribed, else None
         self.ttl_s = ttl_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._entries: dict[str, tuple[StatusHead, int, float]] = {}  # id -> (head, epoch, deadline)
+        self._entries: dict[str, tuple[StatusSnapshot, int, float]] = {}  # id -> (snapshot, epoch, deadline)
 
     def get_epoch(self) -> int | None:
         return self._epoch()
 
-    def get(self, job_id: str) -> StatusHead | None:
+    def get(self, job_id: str) -> StatusSnapshot | None:
         epoch = self._epoch()
         entry = self._entries.get(job_id)
         if epoch is None or entry is None:
@@ -226,7 +207,7 @@ class LatestVersions:
             return None
         return replace(head)  # a copy: the reader memoises its own poll hint on it
 
-    def offer(self, head: StatusHead, epoch: int | None) -> None:
+    def offer(self, head: StatusSnapshot, epoch: int | None) -> None:
         """Keep ``head`` unless a newer version of the job is known on the same subscription."""
         if epoch is None:
             return
@@ -249,7 +230,7 @@ class LatestVersions:
                 for job_id in payload[1:].split(","):
                     self._entries.pop(job_id, None)
             return
-        head = StatusHead.from_signal(payload)
+        head = StatusSnapshot.from_signal(payload)
         if head is None:
             return
         if head.is_queued:  # its ETag holds its place in the queue, which no signal tells
@@ -276,12 +257,12 @@ class RedisSnapshots:
         # A write was lost since the last successful one: the next write bumps the generation.
         self._missed_write = threading.Event()
         self._notifier = notifier
-        self.latest = LatestVersions(epoch=notifier.epoch if notifier is not None else lambda: None)
+        self.latest = RecentStatuses(epoch=notifier.epoch if notifier is not None else lambda: None)
         if notifier is not None:
             notifier.job_changed_handlers.append(self.latest.heard)
 
-    def known(self, job_id: str) -> StatusHead | None:
-        """The job's head as this process last heard it, or None: no round trip."""
+    def known(self, job_id: str) -> StatusSnapshot | None:
+        """The job's snapshot as this process last heard it, or None: no round trip."""
         return self.latest.get(job_id)
 
     def committed(self, snapshot: StatusSnapshot, *, signal: bool = True) -> None:
@@ -322,7 +303,7 @@ class RedisSnapshots:
                      for job_id, fields in zip(job_ids, found) if fields}
         for snapshot in snapshots.values():
             if not snapshot.is_queued:  # a queued job's ETag holds its place, which no signal tells
-                self.latest.offer(snapshot.head(), epoch)
+                self.latest.offer(replace(snapshot), epoch)
         return snapshots
 
     def _store(self, snapshots: list[StatusSnapshot], *, signal: bool) -> None:
@@ -333,7 +314,7 @@ class RedisSnapshots:
         bump = self._missed_write.is_set()
         args: list[Any] = [self.ttl_s, "1" if bump else "0", self.channel if signal or bump else ""]
         for snapshot in snapshots:
-            args += [snapshot.version, *snapshot.stored(), snapshot.head().signal() if signal else ""]
+            args += [snapshot.version, *snapshot.stored(), snapshot.signal() if signal else ""]
         try:
             self._write(keys=[GENERATION_KEY, *(KEY_PREFIX + s.id for s in snapshots)], args=args)
         except Exception:
@@ -371,10 +352,10 @@ class InProcessSnapshots:
             for job_id in job_ids:
                 self._held.pop(job_id, None)
 
-    def known(self, job_id: str) -> StatusHead | None:
+    def known(self, job_id: str) -> StatusSnapshot | None:
         with self._lock:
             held = self._held.get(job_id)
-        return held.head() if held is not None and not held.is_queued else None
+        return replace(held) if held is not None and not held.is_queued else None
 
     def read(self, job_ids: list[str]) -> dict[str, StatusSnapshot]:
         # Copies: a reader fills in its own queue position and poll hint.

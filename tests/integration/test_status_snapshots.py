@@ -16,7 +16,7 @@ from sqlalchemy import event
 from backend import create_app
 from backend.api.schemas import BatchStatusSchema, JobStatusSchema, poll_hint_ms
 from backend.extensions import db
-from backend.jobs.snapshots import KEY_PREFIX, LatestVersions, RedisSnapshots, StatusHead, StatusSnapshot
+from backend.jobs.snapshots import KEY_PREFIX, RecentStatuses, RedisSnapshots, StatusSnapshot
 from tests.conftest import make_key
 from tests.helpers import submit
 
@@ -116,6 +116,7 @@ def test_a_poll_without_a_snapshot_reads_the_database_and_stores_one(app, client
     _running(app, job_id, percent=30.0, stage="work", message="a third")
     store = redis.Redis.from_url(redis_url)
     store.delete(KEY_PREFIX + job_id)
+    app.extensions["job_service"].snapshots.latest.heard("*")  # and this process forgets what it heard
 
     with statements_sent(app) as sent:
         answer = client.get(f"/api/ai/jobs/{job_id}/status", headers=auth)
@@ -298,18 +299,21 @@ def _heard(app, job_id: str, version: int, timeout_s: float = 5.0) -> None:
     raise AssertionError(f"version {version} of {job_id} was never heard")
 
 
-def test_a_conditional_poll_of_an_unchanged_job_spends_one_round_trip_and_a_full_poll_two(app, client, auth):
+def test_a_poll_of_a_job_this_process_knows_spends_one_round_trip_the_rate_budgets(app, client, auth):
     job_id = submit(client, auth, "echo", {}).get_json()["id"]
     _running(app, job_id, percent=5.0, stage="work", message=None)
-    tag = client.get(f"/api/ai/jobs/{job_id}/status", headers=auth).headers["ETag"]
+    app.extensions["job_service"].snapshots.latest.heard("*")  # known to Redis, not to this process
 
+    with redis_round_trips() as first:
+        tag = client.get(f"/api/ai/jobs/{job_id}/status", headers=auth).headers["ETag"]
     with redis_round_trips() as conditional:
         unchanged = client.get(f"/api/ai/jobs/{job_id}/status", headers={**auth, "If-None-Match": tag})
     with redis_round_trips() as full:
-        client.get(f"/api/ai/jobs/{job_id}/status", headers=auth)
+        again = client.get(f"/api/ai/jobs/{job_id}/status", headers=auth)
 
-    assert unchanged.status_code == 304
-    assert (conditional["count"], full["count"]) == (1, 2)  # the rate budget; the budget and the snapshot
+    assert unchanged.status_code == 304 and again.get_json()["progress"]["percent"] == 5.0
+    # The rate budget and the snapshot, then the rate budget alone.
+    assert (first["count"], conditional["count"], full["count"]) == (2, 1, 1)
 
 
 def test_a_change_heard_by_the_listener_turns_the_next_conditional_poll_into_a_200(app, client, auth):
@@ -327,7 +331,7 @@ def test_a_change_heard_by_the_listener_turns_the_next_conditional_poll_into_a_2
     assert changed.get_json()["progress"]["percent"] == 60.0
 
 
-def test_a_known_head_of_another_owners_job_answers_404_not_304(app, client, auth):
+def test_a_known_status_of_another_owners_job_answers_404_not_304(app, client, auth):
     job_id = submit(client, auth, "echo", {}).get_json()["id"]
     _running(app, job_id)
     tag = client.get(f"/api/ai/jobs/{job_id}/status", headers=auth).headers["ETag"]
@@ -338,33 +342,32 @@ def test_a_known_head_of_another_owners_job_answers_404_not_304(app, client, aut
     assert answer.status_code == 404
 
 
-def test_known_heads_are_not_served_across_a_reconnect_nor_after_a_generation_bump():
+def test_known_statuses_are_not_served_across_a_reconnect_nor_after_a_generation_bump():
     epoch = {"now": 1}
-    latest = LatestVersions(epoch=lambda: epoch["now"])
-    head = StatusHead(id="job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW", owner="alice", status="running", version=3, started_at=None)
-    latest.offer(head, 1)
-    latest.offer(StatusHead(**{**head.__dict__, "version": 2}), 1)  # an older read, arriving late
-    assert latest.get(head.id).version == 3
+    latest = RecentStatuses(epoch=lambda: epoch["now"])
+    job_id = "job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW"
+    latest.offer(_snapshot(job_id, 3), 1)
+    latest.offer(_snapshot(job_id, 2), 1)  # an older read, arriving late
+    assert latest.get(job_id).version == 3
 
     epoch["now"] = 2  # the listener reconnected: signals may have been missed
-    assert latest.get(head.id) is None
+    assert latest.get(job_id) is None
 
-    latest.offer(head, 2)
+    latest.offer(_snapshot(job_id, 3), 2)
     latest.heard("*")  # a process that missed a snapshot write is back
-    assert latest.get(head.id) is None
+    assert latest.get(job_id) is None
 
     epoch["now"] = None  # not subscribed at all
-    latest.offer(head, None)
-    assert latest.get(head.id) is None
+    latest.offer(_snapshot(job_id, 3), None)
+    assert latest.get(job_id) is None
 
 
-def test_a_job_queued_again_is_not_answered_from_a_known_head():
-    latest = LatestVersions(epoch=lambda: 1)
-    running = StatusHead(id="job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW", owner="alice", status="running", version=3,
-                         started_at=None)
+def test_a_job_queued_again_is_not_answered_from_what_was_heard():
+    latest = RecentStatuses(epoch=lambda: 1)
+    running = _snapshot("job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW", 3)
     latest.heard(running.signal())
-    assert latest.get(running.id).version == 3
+    assert latest.get(running.id).document_json == running.document_json
 
-    latest.heard(StatusHead(**{**running.__dict__, "status": "queued", "version": 4}).signal())  # a retry
+    latest.heard(StatusSnapshot(**{**running.__dict__, "status": "queued", "version": 4}).signal())  # a retry
 
     assert latest.get(running.id) is None  # its poll reads its place in the queue
