@@ -433,10 +433,12 @@ class Bench:
                 self.attempts.record_progress(claim, 50.0, "bench", "changed")
 
         started = time.monotonic()
+        cpu_before = _group_cpu_s(self.api.popen.pid)
         with ThreadPoolExecutor(max_workers=CHANGE_WRITERS) as pool:  # as several worker threads would
             list(pool.map(change, claims))
         changes_s = time.monotonic() - started
         out, _ = client.communicate(timeout=120)
+        wake_cpu_s = _group_cpu_s(self.api.popen.pid) - cpu_before  # every wake, up to the last answer
         answer = json.loads(out.strip().splitlines()[-1])
         latencies_ms = sorted((answer["woke"][j] - changed_at[j]) * 1000 for j in answer["woke"])
         idle_after, idle_after_cpu_ms = self._ordinary_polls()
@@ -448,6 +450,9 @@ class Bench:
             # The web processes' CPU per ordinary poll: what parked polls add to each, whatever else
             # runs on the machine.
             "web_cpu_ms_per_poll": {"idle": idle_cpu_ms, "while_parked": during_cpu_ms, "idle_after": idle_after_cpu_ms},
+            # What answering one parked poll with its change cost the web processes (the signal relayed
+            # to every process included): compare with an ordinary poll's.
+            "web_cpu_ms_per_wake": round(wake_cpu_s * 1000 / n, 3),
             "parked_at_server": parked_at_server, "park_s": round(park_s, 2),
             "web_cpu_share_while_parked": round(parked_cpu_share, 3),
             "web_processes": web_processes,
@@ -459,7 +464,8 @@ class Bench:
                   f"web CPU while parked {parked_cpu_share:.2f} core; worker RSS {rss_mb} MB): {ordinary} "
                   f"(idle {idle.rps:,.0f} req/s, p99 {idle.p99_ms:.1f}, after {idle_after.p99_ms:.1f}), timeouts "
                   f"{during.errors['timeout']}; web CPU per poll {during_cpu_ms} ms (idle {idle_cpu_ms}, after "
-                  f"{idle_after_cpu_ms}); change to client p99 "
+                  f"{idle_after_cpu_ms}), per wake {self.results['long_polls']['web_cpu_ms_per_wake']} ms; "
+                  f"change to client p99 "
                   f"{self.results['long_polls']['change_to_client_ms'].get('p99')} ms")
 
     def _ordinary_polls(self) -> tuple[WrkResult, float | None]:
