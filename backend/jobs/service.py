@@ -183,13 +183,21 @@ class JobService:
     def statuses(self, owner: str, job_ids: list[str]) -> dict[str, StatusSnapshot]:
         """The owner's jobs among ``job_ids``, as status snapshots; others' and unknown ids are absent.
 
-        A poll's one round trip: the snapshots, read from Redis. The database is read only for ids
-        with no snapshot (and the snapshots refilled from what it gave), for every id while Redis is
-        away, and for queued jobs, whose place in the queue moves with other jobs' claims.
+        What this process heard of the jobs first (no I/O), then the others' snapshots from Redis in
+        one round trip. The database is read only for ids with no snapshot (and the snapshots
+        refilled from what it gave), for every id while Redis is away, and for queued jobs, whose
+        place in the queue moves with other jobs' claims.
         """
-        held = self.snapshots.read(job_ids) or {}
-        found = {i: s for i, s in held.items() if s.owner == owner and not s.is_queued}
-        unread = [i for i in job_ids if i not in held or held[i].is_queued]
+        found, unknown = {}, []
+        for job_id in job_ids:  # first what this process heard of: no round trip at all
+            known = self.snapshots.known(job_id)
+            if known is None:
+                unknown.append(job_id)
+            elif known.owner == owner:
+                found[job_id] = known
+        held = (self.snapshots.read(unknown) or {}) if unknown else {}
+        found.update((i, s) for i, s in held.items() if s.owner == owner and not s.is_queued)
+        unread = [i for i in unknown if i not in held or held[i].is_queued]
         if unread:
             jobs = queries.get_many(owner, unread)
             fresh = {job_id: StatusSnapshot.of(job) for job_id, job in jobs.items()}
