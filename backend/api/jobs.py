@@ -279,11 +279,16 @@ class JobStatusView(MethodView):
         wait, presented = _status_arguments()
         service, owner = _service(), current_owner()
         waiting = wait > 0 and presented is not None
-        # The cheapest answer: the status this process last heard of (a 304 or a 200 from memory).
+        # The cheapest answer: the status this process last heard of (a 304 or a 200 from memory),
+        # unless the client holds a newer version than that (it changed the job through another
+        # process a moment ago, and the signal is still on its way here).
+        held_version = _newest_version(presented) if presented is not None else 0
         status = None if waiting else service.known_status(owner, job_id)
+        if status is not None and held_version > status.version:
+            status = None
         if status is None:
             with service.notifier.listen([job_id]) if waiting else nullcontext() as changed:
-                status = service.status(owner, job_id)
+                status = service.status(owner, job_id, held_version)
                 if waiting and _matches(presented, status_etag(status)) and not JobStatus(status.status).is_terminal:
                     _wait_without_database(changed, wait)
                     status = service.known_status(owner, job_id) or service.status(owner, job_id)
@@ -341,6 +346,14 @@ def status_etag(job: Job | StatusSnapshot) -> str:
     return f'W/"v{job.version}"'
 
 
+_TAG_VERSION = re.compile(r'"v(\d{1,10})')
+
+
+def _newest_version(presented: str) -> int:
+    """The highest job version named by an If-None-Match value (0 for ``*`` or foreign tags)."""
+    return max((int(v) for v in _TAG_VERSION.findall(presented)), default=0)
+
+
 def _matches(presented: str, tag: str) -> bool:
     """If-None-Match uses the weak comparison (RFC 9110): ``"v5"`` and ``W/"v5"`` both match."""
     if presented.strip() == "*":
@@ -380,7 +393,7 @@ class _BatchAnswer:
     """A batch poll's answer: the changed jobs' bodies are copied from their snapshots as JSON."""
 
     def __init__(self, service: JobService, owner: str, ids: list[str], versions: dict[str, int]) -> None:
-        statuses = service.statuses(owner, ids)
+        statuses = service.statuses(owner, ids, versions)
         self.changed, self.unchanged, self.not_found, hints = [], [], [], []
         for job_id in ids:
             status = statuses.get(job_id)

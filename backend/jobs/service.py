@@ -168,9 +168,9 @@ class JobService:
     def get(self, owner: str, job_id: str) -> Job:
         return queries.get(owner, job_id)
 
-    def status(self, owner: str, job_id: str) -> StatusSnapshot:
+    def status(self, owner: str, job_id: str, held_version: int = 0) -> StatusSnapshot:
         """The job's status as last committed, for a poll; JobNotFound if it is not the owner's."""
-        found = self.statuses(owner, [job_id]).get(job_id)
+        found = self.statuses(owner, [job_id], {job_id: held_version}).get(job_id)
         if found is None:
             raise JobNotFound()
         return found
@@ -180,18 +180,23 @@ class JobService:
         known = self.snapshots.known(job_id)
         return known if known is not None and known.owner == owner else None
 
-    def statuses(self, owner: str, job_ids: list[str]) -> dict[str, StatusSnapshot]:
+    def statuses(
+        self, owner: str, job_ids: list[str], held_versions: Mapping[str, int] | None = None
+    ) -> dict[str, StatusSnapshot]:
         """The owner's jobs among ``job_ids``, as status snapshots; others' and unknown ids are absent.
 
-        What this process heard of the jobs first (no I/O), then the others' snapshots from Redis in
+        What this process heard of the jobs first (no I/O; not when the caller holds a newer version
+        from ``held_versions``), then the others' snapshots from Redis in
         one round trip. The database is read only for ids with no snapshot (and the snapshots
         refilled from what it gave), for every id while Redis is away, and for queued jobs, whose
         place in the queue moves with other jobs' claims.
         """
         found, unknown = {}, []
+        held_versions = held_versions or {}
         for job_id in job_ids:  # first what this process heard of: no round trip at all
             known = self.snapshots.known(job_id)
-            if known is None:
+            # Unless the caller holds a newer version: a change whose signal is still on its way.
+            if known is None or known.version < held_versions.get(job_id, 0):
                 unknown.append(job_id)
             elif known.owner == owner:
                 found[job_id] = known

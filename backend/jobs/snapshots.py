@@ -312,6 +312,7 @@ class RedisSnapshots:
             self._missed_write.set()
             return
         bump = self._missed_write.is_set()
+        epoch = self.latest.get_epoch()
         args: list[Any] = [self.ttl_s, "1" if bump else "0", self.channel if signal or bump else ""]
         for snapshot in snapshots:
             args += [snapshot.version, *snapshot.stored(), snapshot.signal() if signal else ""]
@@ -327,6 +328,10 @@ class RedisSnapshots:
             return
         if bump:
             self._missed_write.clear()
+        if signal:  # this process knows its own change at once, not when its signal comes back
+            for snapshot in snapshots:
+                if not snapshot.is_queued:
+                    self.latest.offer(replace(snapshot), epoch)
 
 
 class InProcessSnapshots:

@@ -40,6 +40,16 @@ def statements_sent(app):
         event.remove(engine, "before_cursor_execute", record)
 
 
+def _another_process(config):
+    """A second app, as another web process would be, its change listener already subscribed."""
+    other = create_app(config)
+    notifier = other.extensions["job_service"].notifier
+    deadline = time.monotonic() + 5
+    while notifier.epoch() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return other
+
+
 def _running(app, job_id: str, **progress):
     service = app.extensions["job_service"]
     with app.app_context():
@@ -111,12 +121,13 @@ def test_a_queued_job_reads_its_place_in_the_queue_from_the_database(app, client
     assert answer.headers["ETag"] == 'W/"v1.q0"'
 
 
-def test_a_poll_without_a_snapshot_reads_the_database_and_stores_one(app, client, auth, redis_url):
+def test_a_poll_without_a_snapshot_reads_the_database_and_stores_one(app, config, client, auth, redis_url):
     job_id = submit(client, auth, "echo", {}).get_json()["id"]
     _running(app, job_id, percent=30.0, stage="work", message="a third")
     store = redis.Redis.from_url(redis_url)
     store.delete(KEY_PREFIX + job_id)
-    app.extensions["job_service"].snapshots.latest.heard("*")  # and this process forgets what it heard
+    app = _another_process(config)  # one that never heard of the job
+    client = app.test_client()
 
     with statements_sent(app) as sent:
         answer = client.get(f"/api/ai/jobs/{job_id}/status", headers=auth)
@@ -299,10 +310,12 @@ def _heard(app, job_id: str, version: int, timeout_s: float = 5.0) -> None:
     raise AssertionError(f"version {version} of {job_id} was never heard")
 
 
-def test_a_poll_of_a_job_this_process_knows_spends_one_round_trip_the_rate_budgets(app, client, auth):
+def test_a_poll_of_a_job_this_process_knows_spends_one_round_trip_the_rate_budgets(app, config, client, auth):
     job_id = submit(client, auth, "echo", {}).get_json()["id"]
     _running(app, job_id, percent=5.0, stage="work", message=None)
-    app.extensions["job_service"].snapshots.latest.heard("*")  # known to Redis, not to this process
+    warm_up = submit(client, auth, "echo", {}).get_json()["id"]
+    client = _another_process(config).test_client()  # it never heard of the job: only Redis has it
+    client.get(f"/api/ai/jobs/{warm_up}/status", headers=auth)  # its connections and key cache
 
     with redis_round_trips() as first:
         tag = client.get(f"/api/ai/jobs/{job_id}/status", headers=auth).headers["ETag"]
@@ -371,3 +384,22 @@ def test_a_job_queued_again_is_not_answered_from_what_was_heard():
     latest.heard(StatusSnapshot(**{**running.__dict__, "status": "queued", "version": 4}).signal())  # a retry
 
     assert latest.get(running.id) is None  # its poll reads its place in the queue
+
+
+def test_a_client_holding_a_newer_version_than_this_process_heard_of_is_answered_from_redis(app, client, auth):
+    """The client changed the job through another process a moment ago; its signal is on the way."""
+    job_id = submit(client, auth, "echo", {}).get_json()["id"]
+    _running(app, job_id, percent=5.0, stage="work", message=None)
+    snapshots = app.extensions["job_service"].snapshots
+    _heard(app, job_id, 3)
+    with app.app_context():
+        newer = StatusSnapshot.of(app.extensions["job_service"].get("alice", job_id))
+    newer.version, newer.document_json = 4, newer.document_json.replace('"version":3', '"version":4')
+    snapshots.committed(newer, signal=False)  # in Redis, not yet heard here
+    assert snapshots.known(job_id).version == 3
+
+    conditional = client.get(f"/api/ai/jobs/{job_id}/status", headers={**auth, "If-None-Match": 'W/"v4"'})
+    batch = client.post("/api/ai/jobs/statuses", json={"ids": [job_id], "versions": {job_id: 4}}, headers=auth)
+
+    assert conditional.status_code == 304  # not a 200 going back to version 3
+    assert batch.get_json()["unchanged"] == [job_id]
