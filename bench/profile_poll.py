@@ -11,6 +11,8 @@ trips per poll, self time by library, and pyinstrument's call tree for the 200 p
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
+from typing import Iterator
 import os
 import sys
 import time
@@ -117,11 +119,18 @@ def main() -> None:
     parser.add_argument("--polls", type=int, default=2000)
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
+    with throwaway_database() as database_url:
+        profile(database_url, args.polls, args.results_dir)
+
+
+@contextmanager
+def throwaway_database() -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped afterwards."""
     name = f"aijobs_profile_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        profile(PG_URL_TEMPLATE.format(name=name), args.polls, args.results_dir)
+        yield PG_URL_TEMPLATE.format(name=name)
     finally:
         with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -22,16 +22,14 @@ import argparse
 import os
 import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
-import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.profile_poll import ADMIN_DSN, PG_URL_TEMPLATE, RoundTrips, _self_time_by_library  # noqa: E402
+from bench.profile_poll import RoundTrips, _self_time_by_library, throwaway_database  # noqa: E402
 from bench.run import LIFTED_LIMITS  # noqa: E402
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
@@ -43,14 +41,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000, help="submits (and then jobs) timed and profiled")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
-    name = f"aijobs_profile_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        profile(PG_URL_TEMPLATE.format(name=name), args.jobs, args.results_dir)
-    finally:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database() as database_url:
+        profile(database_url, args.jobs, args.results_dir)
 
 
 class WorkerThread:

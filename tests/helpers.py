@@ -1,8 +1,11 @@
 """Small helpers shared by tests: poll a job over HTTP the way a page would."""
 from __future__ import annotations
 
+import json
 import socket
 import time
+import urllib.error
+import urllib.request
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -31,3 +34,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def http_call(url: str, *, method: str = "GET", headers: dict | None = None, body=None, timeout: float = 40):
+    """One HTTP request to a real server: (status, headers, body bytes), error statuses included."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()

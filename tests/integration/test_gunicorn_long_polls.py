@@ -7,13 +7,11 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import free_port, http_call
 
 from tests.conftest import make_key
 
@@ -22,14 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PARKED_POLLS = 60
 
 
-def _call(url, *, method="GET", headers=None, body=None, timeout=40):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers, error.read()
+def _call(url, *, timeout=40, **request):
+    return http_call(url, timeout=timeout, **request)
 
 
 @pytest.fixture

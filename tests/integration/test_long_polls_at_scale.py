@@ -14,14 +14,12 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import make_key
-from tests.helpers import free_port
+from tests.helpers import free_port, http_call
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,14 +31,8 @@ ANSWER_TIMEOUT_S = 10
 UNLIMITED = "1000000/minute"
 
 
-def _call(url, *, method="GET", headers=None, body=None, timeout=ANSWER_TIMEOUT_S):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers, error.read()
+def _call(url, *, timeout=ANSWER_TIMEOUT_S, **request):
+    return http_call(url, timeout=timeout, **request)
 
 
 @pytest.fixture
