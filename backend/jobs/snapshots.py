@@ -16,6 +16,11 @@ honest:
   missed a change cannot outlive the outage. A process that dies before it can do so is bounded by
   ``snapshot_ttl_s``.
 
+Each web process also keeps the newest snapshot it heard of (the change signal carries it) or
+read, for recently changed or polled jobs (``RecentStatuses``), so most polls read nothing from
+Redis: entries are trusted only while the listener stays subscribed on the same connection, for a
+minute at most, and are dropped on a generation bump or a purge.
+
 Embedded (no Redis) the snapshots live in a dict of this process, under the same rules.
 """
 from __future__ import annotations
@@ -58,10 +63,6 @@ class StatusSnapshot:
     @property
     def is_queued(self) -> bool:
         return self.status == JobStatus.QUEUED.value
-
-    @property
-    def document(self) -> dict[str, Any]:
-        return json.loads(self.document_json)
 
     def signal(self) -> str:
         """The change signal's payload: the job id first (what long polls wake on), then the whole
@@ -202,22 +203,22 @@ class RecentStatuses:
         entry = self._entries.get(job_id)
         if epoch is None or entry is None:
             return None
-        head, entry_epoch, deadline = entry
+        snapshot, entry_epoch, deadline = entry
         if entry_epoch != epoch or self._clock() >= deadline:
             return None
-        return replace(head)  # a copy: the reader memoises its own poll hint on it
+        return replace(snapshot)  # a copy: the reader memoises its own poll hint on it
 
-    def offer(self, head: StatusSnapshot, epoch: int | None) -> None:
-        """Keep ``head`` unless a newer version of the job is known on the same subscription."""
+    def offer(self, snapshot: StatusSnapshot, epoch: int | None) -> None:
+        """Keep ``snapshot`` unless a newer version of the job is known on the same subscription."""
         if epoch is None:
             return
         with self._lock:
-            held = self._entries.get(head.id)
-            if held is not None and held[1] == epoch and held[0].version >= head.version:
+            held = self._entries.get(snapshot.id)
+            if held is not None and held[1] == epoch and held[0].version >= snapshot.version:
                 return
             if len(self._entries) >= self.MAX_ENTRIES:
                 self._entries.clear()
-            self._entries[head.id] = (head, epoch, self._clock() + self.ttl_s)
+            self._entries[snapshot.id] = (snapshot, epoch, self._clock() + self.ttl_s)
 
     def heard(self, payload: str) -> None:
         """A change signal from the listener."""
@@ -230,14 +231,14 @@ class RecentStatuses:
                 for job_id in payload[1:].split(","):
                     self._entries.pop(job_id, None)
             return
-        head = StatusSnapshot.from_signal(payload)
-        if head is None:
+        snapshot = StatusSnapshot.from_signal(payload)
+        if snapshot is None:
             return
-        if head.is_queued:  # its ETag holds its place in the queue, which no signal tells
+        if snapshot.is_queued:  # its ETag holds its place in the queue, which no signal tells
             with self._lock:
-                self._entries.pop(head.id, None)
+                self._entries.pop(snapshot.id, None)
             return
-        self.offer(head, self._epoch())
+        self.offer(snapshot, self._epoch())
 
 
 class RedisSnapshots:
@@ -256,7 +257,6 @@ class RedisSnapshots:
         self._redis_down = SkipAfterFailure(self.REDIS_DOWN_BACKOFF_S, component="snapshots")
         # A write was lost since the last successful one: the next write bumps the generation.
         self._missed_write = threading.Event()
-        self._notifier = notifier
         self.latest = RecentStatuses(epoch=notifier.epoch if notifier is not None else lambda: None)
         if notifier is not None:
             notifier.job_changed_handlers.append(self.latest.heard)
