@@ -94,6 +94,9 @@ class InProcessNotifier:
     def listen(self, job_ids: Iterable[str]):
         return self.waiters.listen(job_ids)
 
+    def close(self) -> None:
+        """Nothing to stop: no listener thread."""
+
 
 class RedisNotifier:
     """Publishes on a Redis channel; one daemon thread per process relays messages to local waiters.
@@ -124,6 +127,7 @@ class RedisNotifier:
         self._subscribed = threading.Event()
         self._listener: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._closed = threading.Event()
         self._redis_down = SkipAfterFailure(self.REDIS_DOWN_BACKOFF_S, component="notifier")
         # Confirmed subscriptions of this process's listener: more than one means it reconnected.
         self.subscriptions = 0
@@ -177,9 +181,15 @@ class RedisNotifier:
     def subscribed(self) -> bool:
         return self._subscribed.is_set()
 
+    def close(self) -> None:
+        """Stop the listener within a second (an app torn down: each one listening would otherwise
+        keep parsing every change signal for the rest of the process)."""
+        self._closed.set()
+        self._subscribed.clear()  # nothing it heard is to be trusted from now on
+
     def _ensure_listening(self) -> None:
         # Started lazily: worker processes only publish, and gunicorn forks after import.
-        if self._listener is not None and self._listener.is_alive():
+        if self._closed.is_set() or (self._listener is not None and self._listener.is_alive()):
             return
         with self._start_lock:
             if self._listener is None or not self._listener.is_alive():
@@ -188,7 +198,7 @@ class RedisNotifier:
 
     def _listen(self) -> None:
         failures = 0
-        while True:
+        while not self._closed.is_set():
             try:
                 self._relay_until_the_connection_fails()
             except Exception as exc:
@@ -199,6 +209,7 @@ class RedisNotifier:
                 delay_s = random.uniform(self.RECONNECT_MIN_S, ceiling_s)
                 log.warning("job change listener lost Redis (%s); reconnecting in %.1f s", type(exc).__name__, delay_s)
                 time.sleep(delay_s)
+        self._subscribed.clear()
 
     def _relay_until_the_connection_fails(self) -> None:
         import redis
@@ -209,7 +220,7 @@ class RedisNotifier:
         try:
             pubsub.subscribe(CHANNEL, KEYS_CHANNEL)
             last_heard = last_ping = time.monotonic()
-            while True:
+            while not self._closed.is_set():
                 message = pubsub.get_message(timeout=min(1.0, interval_s))
                 now = time.monotonic()
                 if message is not None:

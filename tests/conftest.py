@@ -115,6 +115,7 @@ def app(config: Config):
         db.session.execute(text("TRUNCATE job_events, jobs, api_keys, worker_processes"))
         db.session.commit()
     yield app
+    app.extensions["job_service"].notifier.close()
     with app.app_context():
         db.session.remove()
         db.engine.dispose()

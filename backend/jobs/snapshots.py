@@ -235,6 +235,8 @@ class RecentStatuses:
                 self._entries.clear()
             return
         if payload.startswith("-"):  # jobs were deleted: "-id,id,..."
+            if not self._entries:
+                return
             with self._lock:
                 for job_id in payload[1:].split(","):
                     self._entries.pop(job_id, None)

@@ -40,14 +40,23 @@ def statements_sent(app):
         event.remove(engine, "before_cursor_execute", record)
 
 
-def _another_process(config):
-    """A second app, as another web process would be, its change listener already subscribed."""
-    other = create_app(config)
-    notifier = other.extensions["job_service"].notifier
-    deadline = time.monotonic() + 5
-    while notifier.epoch() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return other
+@pytest.fixture
+def another_process(config):
+    """Make a second app, as another web process started now would be, its listener subscribed."""
+    made = []
+
+    def start():
+        other = create_app(config)
+        notifier = other.extensions["job_service"].notifier
+        made.append(notifier)
+        deadline = time.monotonic() + 5
+        while notifier.epoch() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return other
+
+    yield start
+    for notifier in made:
+        notifier.close()
 
 
 def _running(app, job_id: str, **progress):
@@ -121,12 +130,13 @@ def test_a_queued_job_reads_its_place_in_the_queue_from_the_database(app, client
     assert answer.headers["ETag"] == 'W/"v1.q0"'
 
 
-def test_a_poll_without_a_snapshot_reads_the_database_and_stores_one(app, config, client, auth, redis_url):
+def test_a_poll_without_a_snapshot_reads_the_database_and_stores_one(app, another_process, client, auth,
+                                                                    redis_url):
     job_id = submit(client, auth, "echo", {}).get_json()["id"]
     _running(app, job_id, percent=30.0, stage="work", message="a third")
     store = redis.Redis.from_url(redis_url)
     store.delete(KEY_PREFIX + job_id)
-    app = _another_process(config)  # one that never heard of the job
+    app = another_process()  # one that never heard of the job
     client = app.test_client()
 
     with statements_sent(app) as sent:
@@ -310,11 +320,12 @@ def _heard(app, job_id: str, version: int, timeout_s: float = 5.0) -> None:
     raise AssertionError(f"version {version} of {job_id} was never heard")
 
 
-def test_a_poll_of_a_job_this_process_knows_spends_one_round_trip_the_rate_budgets(app, config, client, auth):
+def test_a_poll_of_a_job_this_process_knows_spends_one_round_trip_the_rate_budgets(app, another_process, client,
+                                                                                  auth):
     job_id = submit(client, auth, "echo", {}).get_json()["id"]
     _running(app, job_id, percent=5.0, stage="work", message=None)
     warm_up = submit(client, auth, "echo", {}).get_json()["id"]
-    client = _another_process(config).test_client()  # it never heard of the job: only Redis has it
+    client = another_process().test_client()  # it never heard of the job: only Redis has it
     client.get(f"/api/ai/jobs/{warm_up}/status", headers=auth)  # its connections and key cache
 
     with redis_round_trips() as first:
