@@ -219,15 +219,6 @@ class JobService:
     def events(self, owner: str, job_id: str, after: int = 0) -> list[JobEvent]:
         return queries.events(owner, job_id, after)
 
-    def get_many(self, owner: str, job_ids: list[str]) -> dict[str, Job]:
-        return queries.get_many(owner, job_ids)
-
-    def queue_position(self, job_id: str) -> int:
-        return queries.queue_position(job_id)
-
-    def queue_positions(self, job_ids: list[str]) -> dict[str, int]:
-        return queries.queue_positions(job_ids)
-
 
 _ACCEPTED_EVENT = ("job_id", "seq", "at", "status", "percent", "stage", "message")
 # The submit statement per set of columns, built once: building it costs more CPU than sending it.

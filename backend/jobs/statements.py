@@ -8,7 +8,12 @@ reads the job first) keeps that transaction, and SQLite keeps its two statements
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+from sqlalchemy import bindparam, insert, select
+
 from ..extensions import db
+from ..models import Job, JobEvent, UTCDateTime
 
 
 def on_postgresql() -> bool:
@@ -40,3 +45,49 @@ def execute_alone(statement, params: dict):
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         result = connection.execute(statement, params)
         return result.freeze()() if result.returns_rows else result
+
+
+_EVENT_INSERT = insert(JobEvent).values(
+    job_id=bindparam("job_id"), seq=bindparam("seq"), at=bindparam("at", type_=UTCDateTime()),
+    status=bindparam("status"), percent=bindparam("percent"), stage=bindparam("stage"), message=bindparam("message"),
+)
+
+
+def change_with_event_postgresql(change, returned: list, before: list):
+    """The change and its event in one statement: ``WITH moved AS (UPDATE ... RETURNING ...),
+    event AS (INSERT INTO job_events SELECT ... FROM moved) SELECT * FROM moved``.
+
+    Values from before the change come from the row locked (``FOR UPDATE``) in the UPDATE's
+    ``FROM``, so they are those of the very version the change replaced.
+    """
+    if before:
+        prior = (select(Job.id, *before).where(Job.id == bindparam("job_id")).with_for_update()
+                 .subquery("prior"))
+        change = change.where(Job.id == prior.c.id)
+        returned = [*returned, *(prior.c[column.key].label(f"before_{column.key}") for column in before)]
+    moved = change.returning(*returned).cte("moved")
+    event = insert(JobEvent).from_select(
+        ["job_id", "seq", "at", "status", "percent", "stage", "message"],
+        select(moved.c.id, moved.c.version, bindparam("now", type_=UTCDateTime()), moved.c.status,
+               moved.c.progress_percent, moved.c.progress_stage, moved.c.event_message),
+    ).cte("event")
+    return select(moved).add_cte(event)
+
+
+def change_then_event(statements: tuple, params: dict):
+    """The change, then its event, in the session's transaction (SQLite: no data-modifying CTEs)."""
+    change, prior_select = statements
+    prior = None
+    if prior_select is not None:
+        prior = db.session.execute(prior_select, params).one_or_none()
+        if prior is None:
+            return None
+    row = db.session.execute(change, params).one_or_none()
+    if row is None:
+        return None
+    db.session.execute(_EVENT_INSERT, dict(job_id=params["job_id"], seq=row.version, at=params["now"],
+                                           status=row.status, percent=row.progress_percent,
+                                           stage=row.progress_stage, message=row.event_message))
+    if prior is None:
+        return row
+    return SimpleNamespace(**row._asdict(), **{f"before_{key}": value for key, value in prior._asdict().items()})

@@ -12,16 +12,21 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 from typing import Any, Iterable
 
-from sqlalchemy import ClauseElement, String, bindparam, case, cast, insert, literal, select, tuple_, update
+from sqlalchemy import ClauseElement, String, bindparam, case, cast, literal, select, tuple_, update
 
 from .. import job_metrics
 from ..extensions import db
-from ..models import Job, JobEvent, UTCDateTime, utcnow
+from ..models import Job, UTCDateTime, utcnow
 from .snapshots import StatusSnapshot
-from .statements import autocommit_next_statement, execute_alone, on_postgresql
+from .statements import (
+    autocommit_next_statement,
+    change_then_event,
+    change_with_event_postgresql,
+    execute_alone,
+    on_postgresql,
+)
 from .status import TERMINAL, JobStatus, sources_of
 
 # What a write returns: what the worker's moves need, and the job's whole status document, so the
@@ -59,13 +64,8 @@ _BEFORE_CLAIM = (Job.updated_at, Job.next_attempt_at, Job.error_code, Job.heartb
 _NEXT_ATTEMPT = Job.attempts + 1
 _ONE_MORE_HANDED_BACK = Job.handed_back + 1
 _NO_CANCEL_REQUEST = Job.cancel_requested_at.is_(None)
-_EVENT_INSERT = insert(JobEvent).values(
-    job_id=bindparam("job_id"), seq=bindparam("seq"), at=bindparam("at", type_=UTCDateTime()),
-    status=bindparam("status"), percent=bindparam("percent"), stage=bindparam("stage"), message=bindparam("message"),
-)
 # Writes come in a handful of shapes; past this many something builds its expressions per call.
 _MAX_STATEMENT_SHAPES = 256
-
 
 def _attempt_started(job) -> Any:
     """The claim's event message, in SQL: the attempt number is only known once the row changed."""
@@ -250,10 +250,8 @@ class Transitions:
         delay_ms = self.retry_delay_ms(claim.attempt)
         now = utcnow()
         due = now + timedelta(milliseconds=delay_ms)
-        requeued = self.requeue(
-            claim.job_id,
-            claim.agent,
-            attempt=claim.attempt,
+        requeued = self._requeue_or_cancel(
+            claim,
             values={
                 "next_attempt_at": due,
                 "error_code": code,
@@ -267,8 +265,6 @@ class Transitions:
             delay_ms=delay_ms,
         )
         if not requeued:
-            # A cancel request won; if instead the attempt was superseded, this write is refused too.
-            self.mark_cancelled(claim)
             return False
         job_metrics.retry_scheduled(claim.job_id, claim.agent, claim.attempt, code, delay_ms)
         return True
@@ -282,10 +278,8 @@ class Transitions:
         Returns whether the job went back to the queue.
         """
         now = utcnow()
-        requeued = self.requeue(
-            claim.job_id,
-            claim.agent,
-            attempt=claim.attempt,
+        return self._requeue_or_cancel(
+            claim,
             values={
                 "handed_back": _ONE_MORE_HANDED_BACK,
                 "next_attempt_at": None,
@@ -295,6 +289,11 @@ class Transitions:
             message=f"Attempt {claim.attempt} handed back unfinished ({reason}); queued again",
             now=now,
         )
+
+    def _requeue_or_cancel(self, claim: Claim, **requeue) -> bool:
+        """Requeue the claim's job; if a cancel request refused that, end the job cancelled instead
+        (were the attempt superseded, that write is refused too). Returns whether it was requeued."""
+        requeued = self.requeue(claim.job_id, claim.agent, attempt=claim.attempt, **requeue)
         if not requeued:
             self.mark_cancelled(claim)
         return requeued
@@ -392,46 +391,6 @@ class Transitions:
             self._statements[shape] = (statement, keep)
         return statement
 
-    @staticmethod
-    def _change_with_event_postgresql(change, returned: list, before: list):
-        """The change and its event in one statement: ``WITH moved AS (UPDATE ... RETURNING ...),
-        event AS (INSERT INTO job_events SELECT ... FROM moved) SELECT * FROM moved``.
-
-        Values from before the change come from the row locked (``FOR UPDATE``) in the UPDATE's
-        ``FROM``, so they are those of the very version the change replaced.
-        """
-        if before:
-            prior = (select(Job.id, *before).where(Job.id == bindparam("job_id")).with_for_update()
-                     .subquery("prior"))
-            change = change.where(Job.id == prior.c.id)
-            returned = [*returned, *(prior.c[column.key].label(f"before_{column.key}") for column in before)]
-        moved = change.returning(*returned).cte("moved")
-        event = insert(JobEvent).from_select(
-            ["job_id", "seq", "at", "status", "percent", "stage", "message"],
-            select(moved.c.id, moved.c.version, bindparam("now", type_=UTCDateTime()), moved.c.status,
-                   moved.c.progress_percent, moved.c.progress_stage, moved.c.event_message),
-        ).cte("event")
-        return select(moved).add_cte(event)
-
-    @staticmethod
-    def _change_with_event(statements: tuple, params: dict):
-        """The change, then its event, in the session's transaction (SQLite: no data-modifying CTEs)."""
-        change, prior_select = statements
-        prior = None
-        if prior_select is not None:
-            prior = db.session.execute(prior_select, params).one_or_none()
-            if prior is None:
-                return None
-        row = db.session.execute(change, params).one_or_none()
-        if row is None:
-            return None
-        db.session.execute(_EVENT_INSERT, dict(job_id=params["job_id"], seq=row.version, at=params["now"],
-                                               status=row.status, percent=row.progress_percent,
-                                               stage=row.progress_stage, message=row.event_message))
-        if prior is None:
-            return row
-        return SimpleNamespace(**row._asdict(), **{f"before_{key}": value for key, value in prior._asdict().items()})
-
     def write(
         self,
         job_id: str,
@@ -500,7 +459,7 @@ class Transitions:
             change = (update(Job).where(*conditions, *only_if).values(**changes)
                       .execution_options(synchronize_session=False))
             if postgresql:
-                return self._change_with_event_postgresql(change, returned, list(before))
+                return change_with_event_postgresql(change, returned, list(before))
             prior_select = select(*before).where(Job.id == bindparam("job_id")) if before else None
             return change.returning(*returned), prior_select
 
@@ -513,7 +472,7 @@ class Transitions:
         if postgresql:
             row = execute_alone(statement, bound).one_or_none()
         else:
-            row = self._change_with_event(statement, bound)
+            row = change_then_event(statement, bound)
         if row is None:
             db.session.rollback()
             return None

@@ -16,6 +16,7 @@ from sqlalchemy import event
 from backend import create_app
 from backend.api.schemas import BatchStatusSchema, JobStatusSchema, poll_hint_ms
 from backend.extensions import db
+from backend.jobs import queries
 from backend.jobs.snapshots import KEY_PREFIX, RecentStatuses, RedisSnapshots, StatusSnapshot
 from tests.conftest import make_key
 from tests.helpers import submit
@@ -82,7 +83,7 @@ def test_the_hand_built_answers_are_what_the_status_schemas_dump(app, client, au
     with app.test_request_context():
         jobs = [service.get("alice", job_id) for job_id in ids]
         for job in jobs:
-            job.queue_position = service.queue_position(job.id) if job.status == "queued" else None
+            job.queue_position = queries.queue_position(job.id) if job.status == "queued" else None
         expected = [JobStatusSchema().dump(job) for job in jobs]
         batch_expected = BatchStatusSchema().dump(
             {"jobs": jobs, "unchanged": [], "not_found": ["job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW"],
