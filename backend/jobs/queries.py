@@ -1,7 +1,7 @@
 """Reads: one owner's jobs, their history, and places in the queue. Nothing here writes."""
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import aliased
 
 from ..extensions import db
@@ -60,22 +60,9 @@ def events(owner: str, job_id: str, after: int = 0) -> list[JobEvent]:
 
 
 def get_many(owner: str, job_ids: list[str]) -> dict[str, Job]:
-    """The owner's jobs among ``job_ids``, in one query; others' and unknown ids are absent."""
-    if not job_ids:
-        return {}
-    rows = db.session.scalars(select(Job).where(Job.id.in_(job_ids), Job.owner == owner))
-    return {job.id: job for job in rows}
-
-
-def queue_position(job_id: str) -> int:
-    """How many queued jobs (of any owner) are ahead of this queued job: one index range count."""
-    return db.session.scalar(
-        select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED.value, Job.id < job_id)
-    )
-
-
-def queue_positions(job_ids: list[str]) -> dict[str, int]:
-    """How many queued jobs (of any owner) are ahead of each queued job, in one query."""
+    """The owner's jobs among ``job_ids``, each queued one with its ``queue_position``, all in one
+    statement: one snapshot of the table, so a job claimed while it is read is either still queued
+    with its place or already running, never queued without a place."""
     if not job_ids:
         return {}
     ahead = aliased(Job)
@@ -85,7 +72,10 @@ def queue_positions(job_ids: list[str]) -> dict[str, int]:
         .where(ahead.status == JobStatus.QUEUED.value, ahead.id < Job.id)
         .scalar_subquery()
     )
-    rows = db.session.execute(
-        select(Job.id, count_ahead).where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED.value)
-    )
-    return {job_id: position for job_id, position in rows}
+    # CASE evaluates the count only for queued rows: running and finished jobs cost no range scan.
+    place = case((Job.status == JobStatus.QUEUED.value, count_ahead), else_=None)
+    jobs = {}
+    for job, position in db.session.execute(select(Job, place).where(Job.id.in_(job_ids), Job.owner == owner)):
+        job.queue_position = position
+        jobs[job.id] = job
+    return jobs

@@ -207,9 +207,6 @@ class JobService:
             jobs = queries.get_many(owner, unread)
             fresh = {job_id: StatusSnapshot.of(job) for job_id, job in jobs.items()}
             self.snapshots.refill(s for i, s in fresh.items() if i not in held)
-            queued = [i for i, s in fresh.items() if s.is_queued]
-            for job_id, position in queries.queue_positions(queued).items():
-                fresh[job_id].queue_position = position
             found.update(fresh)
         return found
 

@@ -91,7 +91,7 @@ class StatusSnapshot:
     def of(cls, job) -> StatusSnapshot:
         """From a ``Job`` or a row that carries the same attributes (``Transitions.write``'s)."""
         return cls(id=job.id, owner=job.owner, status=job.status, version=job.version,
-                   started_at=job.started_at,
+                   started_at=job.started_at, queue_position=getattr(job, "queue_position", None),
                    document_json=json.dumps(status_document(job), separators=(",", ":")))
 
     @classmethod

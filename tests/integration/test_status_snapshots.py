@@ -81,9 +81,8 @@ def test_the_hand_built_answers_are_what_the_status_schemas_dump(app, client, au
     ids = [queued, running, failed]
 
     with app.test_request_context():
-        jobs = [service.get("alice", job_id) for job_id in ids]
-        for job in jobs:
-            job.queue_position = queries.queue_position(job.id) if job.status == "queued" else None
+        placed = queries.get_many("alice", ids)
+        jobs = [placed[job_id] for job_id in ids]
         expected = [JobStatusSchema().dump(job) for job in jobs]
         batch_expected = BatchStatusSchema().dump(
             {"jobs": jobs, "unchanged": [], "not_found": ["job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW"],
@@ -129,6 +128,34 @@ def test_a_queued_job_reads_its_place_in_the_queue_from_the_database(app, client
     answer = client.get(f"/api/ai/jobs/{second}/status", headers=auth)
     assert answer.get_json()["queue_position"] == 0
     assert answer.headers["ETag"] == 'W/"v1.q0"'
+
+
+def test_a_queued_job_claimed_while_its_poll_reads_it_never_answers_queued_without_a_place(app, client, auth):
+    # A worker claims the job right after the poll's first statement: the poll must not piece its
+    # answer together from two moments (queued from one, "not queued any more" from the next).
+    job_id = submit(client, auth, "echo", {}).get_json()["id"]
+    with app.app_context():
+        engine = db.engine
+    claimed = []
+
+    def claim_once(conn, cursor, statement, parameters, context, executemany):
+        if not claimed and "FROM jobs" in statement:
+            claimed.append(job_id)  # first: the claim's own statements pass through here too
+            worker = threading.Thread(target=_running, args=(app, job_id))
+            worker.start()
+            worker.join()
+
+    event.listen(engine, "after_cursor_execute", claim_once)
+    try:
+        answer = client.get(f"/api/ai/jobs/{job_id}/status", headers=auth)
+    finally:
+        event.remove(engine, "after_cursor_execute", claim_once)
+
+    assert claimed, "the claim never ran: the poll read no job row"
+    with app.app_context():
+        assert app.extensions["job_service"].get("alice", job_id).status == "running"
+    body = answer.get_json()
+    assert (body["status"], body["queue_position"], answer.headers["ETag"]) == ("queued", 0, 'W/"v1.q0"')
 
 
 def test_a_poll_without_a_snapshot_reads_the_database_and_stores_one(app, another_process, client, auth,
