@@ -269,6 +269,8 @@ class RedisSnapshots:
         # A write was lost since the last successful one: the next write bumps the generation.
         self._missed_write = threading.Event()
         self.latest = RecentStatuses(epoch=notifier.epoch if notifier is not None else lambda: None)
+        # Whether this process listens to change signals, asked without starting the listener.
+        self._listening = (lambda: notifier.subscribed) if notifier is not None else (lambda: False)
         if notifier is not None:
             notifier.job_changed_handlers.append(self.latest.heard)
 
@@ -321,7 +323,9 @@ class RedisSnapshots:
             self._missed_write.set()
             return
         bump = self._missed_write.is_set()
-        epoch = self.latest.get_epoch()
+        # Asking for the epoch starts the listener: a worker process, which writes but never polls,
+        # would then parse every job's change signals for nothing. Not subscribed, there is no epoch.
+        epoch = self.latest.get_epoch() if self._listening() else None
         args: list[Any] = [self.ttl_s, "1" if bump else "0", self.channel if signal or bump else ""]
         for snapshot in snapshots:
             args += [snapshot.version, *snapshot.stored(), snapshot.signal() if signal else ""]
@@ -337,7 +341,8 @@ class RedisSnapshots:
             return
         if bump:
             self._missed_write.clear()
-        if signal:  # this process knows its own change at once, not when its signal comes back
+        # This process knows its own change at once, not when its signal comes back.
+        if signal and epoch is not None:
             for snapshot in snapshots:
                 if not snapshot.is_queued:
                     self.latest.offer(replace(snapshot), epoch)
