@@ -1,19 +1,21 @@
-"""What a submit and a worker's job cost the processes that make them, beyond the writes they must make."""
+"""A submit and a worker's job, made cheaper: the answers and writes they must make, and nothing more."""
 from __future__ import annotations
 
 import time
 
 import pytest
 import redis
+from flask import jsonify
 
+from backend.api.jobs import accepted_headers
+from backend.api.schemas import JobSchema
+from backend.jobs import queries
 from backend.jobs.snapshots import KEY_PREFIX
 
 pytestmark = pytest.mark.integration
 
 
 def _wait_finished(app, job_id: str, timeout_s: float = 20.0) -> str:
-    from backend.jobs import queries
-
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with app.app_context():
@@ -36,3 +38,25 @@ def test_a_process_that_only_runs_jobs_does_not_listen_to_every_jobs_changes(app
     assert not service.notifier.subscribed
     stored = redis.Redis.from_url(config.redis_url).hget(KEY_PREFIX + job.id, "s")
     assert stored == b"succeeded"
+
+
+@pytest.mark.parametrize("body", [
+    {"agent": "echo", "input": {"steps": 2, "payload": 'Planned "3" shapes \u00e9'}},
+    {"agent": "echo", "input": {}, "request_id": "order-1234:render"},
+    {"input": {"prompt": "three red circles"}},
+])
+def test_the_hand_built_submit_answer_is_what_the_job_schema_dumps(app, client, auth, body):
+    answer = client.post("/api/ai/jobs", json=body, headers=auth)
+    assert answer.status_code == 202
+
+    with app.test_request_context():
+        job = queries.get("alice", answer.get_json()["id"])
+        job.queue_position = None  # the 202 is answered before any place in the queue is read
+        # The hint follows the clock and the load of the moment: the answer's, so the rest compares.
+        job.__dict__["_poll_hint"] = ((job.version, job.status), answer.get_json()["poll_after_ms"])
+        dumped = jsonify(JobSchema().dump(job))
+        headers = accepted_headers(job)
+
+    assert answer.get_data() == dumped.get_data()  # byte for byte: members, order, escapes, newline
+    assert answer.mimetype == dumped.mimetype
+    assert {name: answer.headers[name] for name in headers} == headers
