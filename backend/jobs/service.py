@@ -21,7 +21,7 @@ from . import idempotency, queries
 from .errors import InvalidJobInput, JobAlreadyFinished, JobNotFound, UnknownAgent
 from .messages import JobMessages
 from .snapshots import StatusSnapshot
-from .statements import execute_alone, on_postgresql
+from .statements import commit_if_open, execute_alone, on_postgresql
 from .status import TERMINAL, JobStatus
 from .sweep import Sweep
 from .transitions import Transitions
@@ -104,7 +104,7 @@ class JobService:
         snapshot = StatusSnapshot.of(job)
         try:
             _insert_with_accepted_event(columns, now)
-            db.session.commit()
+            commit_if_open()
         except IntegrityError:
             # Another request with the same request_id won the insert race.
             db.session.rollback()

@@ -34,17 +34,32 @@ def autocommit_next_statement() -> bool:
 
 
 def execute_alone(statement, params: dict):
-    """Execute a statement that is a whole transaction by itself, and return its result (buffered).
+    """Execute a statement that is a whole transaction by itself; return the one row it returned
+    (None if none, or if it returns no rows).
 
     With no transaction open in the session (the usual case for a worker's write or a submit), on a
     connection of its own in autocommit, past the session's bookkeeping (PostgreSQL only); else in
-    the session's transaction, which the caller commits.
+    the session's transaction, which the caller commits (``commit_if_open``).
     """
     if db.session().in_transaction() or not on_postgresql():
-        return db.session.execute(statement, params)
+        return _the_row(db.session.execute(statement, params))
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        result = connection.execute(statement, params)
-        return result.freeze()() if result.returns_rows else result
+        # The row is read before the connection goes back: no buffered copy of the result is made.
+        return _the_row(connection.execute(statement, params))
+
+
+def _the_row(result):
+    # A statement with no RETURNING (a submit's) has no rows to read; the session's ORM results
+    # always have rows to read.
+    return result.one_or_none() if getattr(result, "returns_rows", True) else None
+
+
+def commit_if_open() -> None:
+    """Commit the session's transaction if one is open. After ``execute_alone`` sent its statement in
+    autocommit none is, and committing a session with nothing open still costs a transaction's
+    whole life cycle in SQLAlchemy (about 5 % of a worker's job)."""
+    if db.session().in_transaction():
+        db.session.commit()
 
 
 _EVENT_INSERT = insert(JobEvent).values(

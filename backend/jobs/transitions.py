@@ -24,6 +24,7 @@ from .statements import (
     autocommit_next_statement,
     change_then_event,
     change_with_event_postgresql,
+    commit_if_open,
     execute_alone,
     on_postgresql,
 )
@@ -470,13 +471,13 @@ class Transitions:
         if message:
             bound["event_message"] = message
         if postgresql:
-            row = execute_alone(statement, bound).one_or_none()
+            row = execute_alone(statement, bound)
         else:
             row = change_then_event(statement, bound)
         if row is None:
             db.session.rollback()
             return None
-        db.session.commit()
+        commit_if_open()
         # After the commit, never before: a snapshot or a wake-up must not show an uncommitted change.
         self.snapshots.committed(StatusSnapshot.of(row))
         if to in TERMINAL:
