@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from backend.api.limits import KEY_PREFIX
+from backend.api.limits import FLUSHER_CLIENT_NAME, KEY_PREFIX
 from tests.conftest import make_key
 from tests.helpers import submit
 
@@ -197,15 +197,18 @@ class TestSeveralLimitsInOneBudget:
 
 
 class _LimiterCommands:
-    """Counts the commands the rate limiter sends Redis (on the test's database) while a block runs,
-    with MONITOR: each one a client sends is one round trip; those a Lua script runs inside Redis are
-    not, and are left out."""
+    """Counts the commands the rate limiter sends Redis (on the test's database) from the requests
+    while a block runs, with MONITOR: each one a client sends is one round trip; those a Lua script
+    runs inside Redis are not, and are left out. So are the write-behind flusher's (its connection is
+    named ``FLUSHER_CLIENT_NAME``), which run on their own thread whenever they are due: they are
+    counted in ``flushed``."""
 
     def __init__(self, redis_url: str) -> None:
         import redis
 
         self._redis = redis.Redis.from_url(redis_url)
         self._db = self._redis.connection_pool.connection_kwargs.get("db", 0)
+        self.flushed = 0
 
     def during(self, block) -> int:
         import uuid
@@ -213,19 +216,34 @@ class _LimiterCommands:
         marker = f"end-of-block-{uuid.uuid4().hex}"
         with self._redis.monitor() as monitor:
             block()
+            flushers = {c["addr"] for c in self._redis.client_list() if c["name"] == FLUSHER_CLIENT_NAME}
             self._redis.echo(marker)
-            count = 0
+            count = self.flushed = 0
             while True:
                 seen = monitor.next_command()
                 if marker in seen["command"]:
                     return count
                 if seen["db"] == self._db and seen["client_type"] != "lua" and KEY_PREFIX in seen["command"]:
-                    count += 1
+                    if f"{seen['client_address']}:{seen['client_port']}" in flushers:
+                        self.flushed += 1
+                    else:
+                        count += 1
+
+
+def _wait_until(condition, *, timeout_s: float = 5.0) -> float:
+    """Seconds until ``condition()`` held; fails past ``timeout_s``."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout_s, f"not within {timeout_s} s"
+        time.sleep(0.002)
+    return time.monotonic() - started
 
 
 class TestRoundTrips:
-    """flask-limiter counts on Redis in one round trip per request: the storage's one Lua script
-    returns the count and the window's end, which the RateLimit headers are written from."""
+    """Submits, other calls and 401s cost one round trip each: the storage's one Lua script returns
+    the count and the window's end, which the RateLimit headers are written from. Polls are counted
+    write-behind: one round trip for the first poll of a window in this process, none on the
+    request path after it; the flusher sends the counts within a few ms."""
 
     @pytest.fixture
     def limiter_commands(self, app, redis_url):
@@ -238,29 +256,50 @@ class TestRoundTrips:
         tag = client.get(url, headers=auth).headers["ETag"]
         return url, tag
 
-    def test_a_status_poll_costs_one_round_trip_answered_200_or_304(self, client, auth, polled, limiter_commands):
-        url, tag = polled
+    def test_the_first_poll_of_a_window_costs_one_round_trip_and_the_next_ones_none(
+            self, client, auth, polled, limiter_commands):
+        url, tag = polled  # the poll budget's window is known to this process since that poll
         answers = []
+        conditional = {**auth, "If-None-Match": tag}
 
         full = limiter_commands(lambda: answers.append(client.get(url, headers=auth)))
-        not_modified = limiter_commands(lambda: answers.append(
-            client.get(url, headers={**auth, "If-None-Match": tag})))
+        first_not_modified = limiter_commands(lambda: answers.append(client.get(url, headers=conditional)))
+        next_not_modified = limiter_commands(lambda: answers.append(client.get(url, headers=conditional)))
 
-        assert [a.status_code for a in answers] == [200, 304]
-        assert (full, not_modified) == (1, 1)
-        assert answers[0].headers["RateLimit"].startswith('"poll";r=')
+        assert [a.status_code for a in answers] == [200, 304, 304]
+        assert (full, first_not_modified, next_not_modified) == (0, 1, 0)
+        assert answers[0].headers["RateLimit"].startswith('"poll";r=3;')
         assert answers[1].headers["RateLimit"].startswith('"poll304";r=')
+        assert answers[2].headers["RateLimit"].startswith('"poll304";r=')
 
-    def test_a_conditional_poll_answered_in_full_costs_two_round_trips(self, client, auth, polled, limiter_commands):
+    def test_a_conditional_poll_answered_in_full_costs_a_round_trip_only_for_a_window_new_to_the_process(
+            self, client, auth, polled, limiter_commands):
         url, _ = polled
         answers = []
+        stale = {**auth, "If-None-Match": '"stale"'}
 
-        trips = limiter_commands(lambda: answers.append(
-            client.get(url, headers={**auth, "If-None-Match": '"stale"'})))
+        first = limiter_commands(lambda: answers.append(client.get(url, headers=stale)))
+        second = limiter_commands(lambda: answers.append(client.get(url, headers=stale)))
 
-        assert answers[0].status_code == 200
-        assert trips == 2
-        assert answers[0].headers["RateLimit"].startswith('"poll";r=')
+        assert [a.status_code for a in answers] == [200, 200]
+        assert (first, second) == (1, 0)  # poll304's window was new; poll's was known
+        assert answers[0].headers["RateLimit"].startswith('"poll";r=3;')
+        assert answers[1].headers["RateLimit"].startswith('"poll";r=2;')
+
+    def test_polls_reach_redis_within_a_short_bound_without_a_round_trip_of_their_own(
+            self, client, auth, api_key, polled, limiter_commands, redis_url):
+        import redis
+        from limits import parse
+
+        url, _ = polled
+        counter = f"{KEY_PREFIX}:{parse('5/minute').key_for(api_key.split('_')[1], 'jobs.JobStatusView:poll:GET')}"
+        store = redis.Redis.from_url(redis_url)
+
+        on_the_requests = limiter_commands(lambda: [client.get(url, headers=auth) for _ in range(3)])
+        waited_s = _wait_until(lambda: int(store.get(counter) or 0) == 4)
+
+        assert on_the_requests == 0
+        assert waited_s < 1.0  # FLUSH_INTERVAL_S after the first, plus a loaded machine's delays
 
     def test_a_submit_and_a_refusal_cost_one_round_trip_each(self, client, auth, limiter_commands):
         answers = []
