@@ -84,23 +84,31 @@ def revoke_key(key_id: str) -> bool:
     return True
 
 
-def owner_for(presented: str, *, dev_key: str | None = None, dev_owner: str = "dev") -> KeyOwner | None:
-    """The key id and owner of a valid, unexpired, unrevoked key, or None. Secrets compare in
-    constant time. A key accepted a moment ago comes from this process's key cache, which every
-    revocation clears at once (backend/key_cache.py)."""
+def known_owner(cache, presented: str, *, dev_key: str | None = None, dev_owner: str = "dev") -> KeyOwner | None:
+    """The owner of the embedded dev key or of a key in this process's key cache; None when only the
+    database can tell (unknown to the cache, or not a key at all). No I/O."""
     if len(presented) > MAX_KEY_LENGTH:
         return None
     if dev_key is not None and hmac.compare_digest(presented.encode(), dev_key.encode()):
         return KeyOwner(key_id=DEV_KEY_ID, owner=dev_owner)
+    return cache.get(cache.digest(presented))
+
+
+def owner_for(presented: str, *, dev_key: str | None = None, dev_owner: str = "dev") -> KeyOwner | None:
+    """The key id and owner of a valid, unexpired, unrevoked key, or None. Secrets compare in
+    constant time. A key accepted a moment ago comes from this process's key cache, which every
+    revocation clears at once (backend/key_cache.py)."""
+    cache = current_app.extensions["key_cache"]
+    known = known_owner(cache, presented, dev_key=dev_key, dev_owner=dev_owner)
+    if known is not None:
+        return known
+    if len(presented) > MAX_KEY_LENGTH:
+        return None
     prefix, _, rest = presented.partition("_")
     key_id, _, secret = rest.partition("_")
     if prefix != KEY_PREFIX or not key_id or not secret:
         return None
-    cache = current_app.extensions["key_cache"]
     digest = cache.digest(presented)
-    cached = cache.get(digest)
-    if cached is not None:
-        return cached
     generation = cache.generation
     row = db.session.get(ApiKey, key_id)
     if row is None:

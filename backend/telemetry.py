@@ -26,8 +26,8 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 POLL_ENDPOINTS = frozenset({"jobs.JobStatusView", "jobs.JobStatuses"})
 
 
-def _request_id() -> str:
-    presented = request.headers.get(REQUEST_ID_HEADER)
+def request_id(presented: str | None) -> str:
+    """The caller's X-Request-ID if it is short and plain, else a new one."""
     if presented and _SANE_REQUEST_ID.fullmatch(presented):
         return presented
     return os.urandom(16).hex()  # as random as uuid4().hex, at a fraction of its cost
@@ -72,7 +72,7 @@ def _poll_series(outcome: str):
 def _begin() -> None:
     g.started_s = time.perf_counter()
     g.parked_s = 0.0
-    g.request_id = _request_id()
+    g.request_id = request_id(request.headers.get(REQUEST_ID_HEADER))
     view_args = request.view_args
     g.log_context = (
         request_id_var.set(g.request_id),
@@ -92,18 +92,23 @@ def _record(response):
     started_s = g.get("started_s")
     if started_s is None:  # a response built before this request's first hook ran
         return response
-    elapsed_s = time.perf_counter() - started_s
     rule = request.url_rule
     route = _route_label(rule.rule) if rule is not None else "unmatched"
-    status = response.status_code
-    requests, duration = _http_series(route, request.method, f"{status // 100}xx")
-    requests.inc()
-    duration.observe(elapsed_s)
-    if request.endpoint in POLL_ENDPOINTS:
-        _poll_series(_poll_outcome(status)).inc()
-        metrics.POLL_DURATION.observe(max(0.0, elapsed_s - g.parked_s))
+    count_answer(route, request.method, response.status_code, time.perf_counter() - started_s,
+                 poll=request.endpoint in POLL_ENDPOINTS, parked_s=g.parked_s)
     response.headers[REQUEST_ID_HEADER] = g.request_id
     return response
+
+
+def count_answer(route: str, method: str, status: int, elapsed_s: float, *, poll: bool, parked_s: float = 0.0) -> None:
+    """Count one answer in the HTTP series (and the poll series for a poll); ``route`` is the
+    rule's label, e.g. ``/api/ai/jobs/<job_id>/status``."""
+    requests, duration = _http_series(route, method, f"{status // 100}xx")
+    requests.inc()
+    duration.observe(elapsed_s)
+    if poll:
+        _poll_series(_poll_outcome(status)).inc()
+        metrics.POLL_DURATION.observe(max(0.0, elapsed_s - parked_s))
 
 
 def _end(exc=None) -> None:

@@ -382,7 +382,7 @@ class Bench:
 
     def parked_long_polls(self) -> None:
         """N long polls parked at once: ordinary polls meanwhile, then the latency of each change."""
-        from backend.api.jobs import status_etag
+        from backend.api.status_tags import status_etag
         from backend.models import Job
         from backend.extensions import db
 

@@ -10,6 +10,7 @@ from flask_smorest.utils import prepare_response
 from ..jobs.hints import LoadGauge
 from .auth import init_auth
 from .caching import init_cache_control
+from .fast_poll import FastPolls
 from .limits import init_limits
 from .links import JobIdConverter
 from .long_polls import LongPollSlots
@@ -115,6 +116,9 @@ def register_api(app: Flask) -> Api:
     api.register_blueprint(agents.blp)
     api.register_blueprint(health.blp)
     api.register_blueprint(ops.blp)
+    # Directly around Flask (inside any middleware added later): a plain poll of a job this
+    # process knows is answered from memory without Flask's dispatch (fast_poll.py says why).
+    app.wsgi_app = FastPolls(app)
     return api
 
 

@@ -19,7 +19,6 @@ from ..ids import is_job_id
 from ..jobs.errors import MalformedJobId
 from ..jobs.hints import retry_after_s
 from ..jobs.service import JobService
-from ..jobs.snapshots import StatusSnapshot
 from ..jobs.status import JobStatus
 from ..models import Job
 from .auth import current_key_id, current_owner, protect
@@ -37,6 +36,7 @@ from .openapi import (
     job_operation_links,
 )
 from .problems import problem
+from .status_tags import matches_tag, newest_version, status_etag
 from .schemas import (
     MAX_IF_NONE_MATCH_CHARS,
     MAX_WAIT_S,
@@ -357,19 +357,19 @@ class JobStatusView(MethodView):
         # The cheapest answer: the status this process last heard of (a 304 or a 200 from memory),
         # unless the client holds a newer version than that (it changed the job through another
         # process a moment ago, and the signal is still on its way here).
-        held_version = _newest_version(presented) if presented is not None else 0
+        held_version = newest_version(presented) if presented is not None else 0
         status = None if waiting else service.known_status(owner, job_id)
         if status is not None and held_version > status.version:
             status = None
         if status is None:
             with service.notifier.listen([job_id]) if waiting else nullcontext() as changed:
                 status = service.status(owner, job_id, held_version)
-                if waiting and _matches(presented, status_etag(status)) and not JobStatus(status.status).is_terminal:
+                if waiting and matches_tag(presented, status_etag(status)) and not JobStatus(status.status).is_terminal:
                     _wait_without_database(changed, wait)
                     status = service.known_status(owner, job_id) or service.status(owner, job_id)
         tag, hint_ms = status_etag(status), poll_hint_ms(status)
         headers = _status_headers(hint_ms, tag)
-        if presented is not None and _matches(presented, tag):
+        if presented is not None and matches_tag(presented, tag):
             return Response(status=304, headers=headers)
         charge_full_answer()
         # Built by hand, not by JobStatusSchema: the poll is the hot path, and a test pins the two equal.
@@ -409,32 +409,6 @@ class JobStatuses(MethodView):
                 _wait_without_database(changed, wait)
                 answer = _BatchAnswer(service, owner, ids, versions)
         return _json(answer.json())
-
-
-def status_etag(job: Job | StatusSnapshot) -> str:
-    """A weak tag of the job's state: its version, plus its place in the queue while queued.
-
-    Weak, because two answers under one tag are equivalent but not byte-identical: their
-    ``poll_after_ms`` (and ``Retry-After``) follow the job's age and this process's load."""
-    if job.queue_position is not None:
-        return f'W/"v{job.version}.q{job.queue_position}"'
-    return f'W/"v{job.version}"'
-
-
-_TAG_VERSION = re.compile(r'"v(\d{1,10})')
-
-
-def _newest_version(presented: str) -> int:
-    """The highest job version named by an If-None-Match value (0 for ``*`` or foreign tags)."""
-    return max((int(v) for v in _TAG_VERSION.findall(presented)), default=0)
-
-
-def _matches(presented: str, tag: str) -> bool:
-    """If-None-Match uses the weak comparison (RFC 9110): ``"v5"`` and ``W/"v5"`` both match."""
-    if presented.strip() == "*":
-        return True
-    opaque = tag.removeprefix("W/")
-    return opaque in {candidate.strip().removeprefix("W/") for candidate in presented.split(",")}
 
 
 def _status_headers(hint_ms: int | None, tag: str) -> dict[str, str]:

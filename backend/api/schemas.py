@@ -12,7 +12,7 @@ from flask import current_app
 from marshmallow import fields, validate
 
 from ..ids import JOB_ID_PATTERN, REQUEST_ID_PATTERN
-from ..jobs.hints import poll_after_ms
+from ..jobs.hints import LoadGauge, poll_after_ms
 from ..jobs.status import JobStatus
 from ..models import Job, utcnow
 from .links import job_links
@@ -98,8 +98,9 @@ class SubmitJobSchema(ma.Schema):
     )
 
 
-def poll_hint_ms(job: Job) -> int | None:
-    """The poll hint for ``job``, stretched by this process's current load.
+def poll_hint_ms(job: Job, gauge: LoadGauge | None = None) -> int | None:
+    """The poll hint for ``job``, stretched by this process's current load (``gauge``, by default
+    the app's).
 
     Computed once per job as read (and per version of it), then reused: the ``Retry-After`` header
     and the body's ``poll_after_ms`` of one answer never disagree, however the load or the clock
@@ -107,7 +108,8 @@ def poll_hint_ms(job: Job) -> int | None:
     memo = job.__dict__.get("_poll_hint")
     if memo is not None and memo[0] == (job.version, job.status):
         return memo[1]
-    hint_ms = poll_after_ms(job, utcnow(), current_app.extensions["load_gauge"].factor())
+    gauge = gauge or current_app.extensions["load_gauge"]
+    hint_ms = poll_after_ms(job, utcnow(), gauge.factor())
     job.__dict__["_poll_hint"] = ((job.version, job.status), hint_ms)
     return hint_ms
 
