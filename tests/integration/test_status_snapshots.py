@@ -3,7 +3,6 @@ PostgreSQL whenever the snapshot is missing, queued, or Redis is away."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from backend.extensions import db
 from backend.jobs import queries
 from backend.jobs.snapshots import KEY_PREFIX, RecentStatuses, RedisSnapshots, StatusSnapshot
 from tests.conftest import make_key
-from tests.helpers import submit
+from tests.helpers import CuttableProxy, free_port, submit
 
 pytestmark = pytest.mark.integration
 
@@ -205,7 +204,7 @@ def test_an_older_snapshot_never_replaces_a_newer_one(app, client, auth):
 
 
 def test_polls_answer_from_the_database_while_redis_is_away(config, postgres_url):
-    app = create_app(config.with_overrides(redis_url=f"redis://127.0.0.1:{_closed_port()}/0"))
+    app = create_app(config.with_overrides(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
     client = app.test_client()
     auth = {"Authorization": f"Bearer {make_key(app, 'alice')}"}
     job_id = submit(client, auth, "echo", {}).get_json()["id"]
@@ -219,7 +218,7 @@ def test_polls_answer_from_the_database_while_redis_is_away(config, postgres_url
 
 
 def test_with_redis_unreachable_job_writes_do_not_stall_on_their_snapshots(config):
-    snapshots = RedisSnapshots(f"redis://127.0.0.1:{_closed_port()}/0", ttl_s=60, channel="c")
+    snapshots = RedisSnapshots(f"redis://127.0.0.1:{free_port()}/0", ttl_s=60, channel="c")
 
     started = time.monotonic()
     for version in range(20):
@@ -238,83 +237,25 @@ def test_a_snapshot_that_missed_a_change_in_an_outage_is_not_served_afterwards(r
     job_id = "job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW"
     a = RedisSnapshots(redis_url, ttl_s=60, channel="c")
     a.committed(_snapshot(job_id, 2))
-    forwarder = _Forwarder((target.hostname, target.port))
-    b = _QuickRetry(f"redis://127.0.0.1:{forwarder.port}{target.path}", ttl_s=60, channel="c")
-    forwarder.stop()
+    proxy = CuttableProxy(target.hostname, target.port)
+    b = _QuickRetry(f"redis://127.0.0.1:{proxy.port}{target.path}", ttl_s=60, channel="c")
+    proxy.cut()
 
     b.committed(_snapshot(job_id, 3))  # lost: Redis is away for B
     assert a.read([job_id])[job_id].version == 2  # stale, until B is back
 
-    forwarder.start()
+    proxy.mend()
     time.sleep(0.1)  # past B's backoff
     b.committed(_snapshot("job_01JDQ7Z8K3M4N5P6Q7R8S9T0VX", 1))  # B's next write, of any job
     try:
         assert job_id not in a.read([job_id])  # a miss: the next poll reads PostgreSQL
     finally:
-        forwarder.stop()
+        proxy.close()
 
 
 def _snapshot(job_id: str, version: int) -> StatusSnapshot:
     return StatusSnapshot(id=job_id, owner="alice", status="running", version=version, started_at=None,
                           document_json=json.dumps({"id": job_id, "version": version}))
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class _Forwarder:
-    """A TCP forwarder to Redis on a fixed port that can be stopped (connections refused, open ones
-    cut) and started again, as a Redis restart looks to a client."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = _closed_port()
-        self._listener: socket.socket | None = None
-        self._open: list[socket.socket] = []
-        self.start()
-
-    def start(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
-
-    def stop(self) -> None:
-        try:
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (close alone does not)
-        except OSError:
-            pass
-        self._listener.close()
-        for sock in self._open:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-        self._open.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            self._open += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        while True:
-            try:
-                data = source.recv(65536)
-                if not data:
-                    return
-                sink.sendall(data)
-            except OSError:
-                return
 
 
 @contextmanager

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-import threading
 import time
 from urllib.parse import urlparse
 
@@ -16,7 +14,7 @@ from limits import parse
 
 from backend.api.limits import KEY_PREFIX
 from tests.conftest import make_key
-from tests.helpers import submit
+from tests.helpers import CuttableProxy, submit
 
 pytestmark = pytest.mark.integration
 
@@ -107,66 +105,6 @@ class TestWindows:
         _wait_until(lambda: budget.flushed(app, 3))  # the new window holds the new polls only
 
 
-class _CuttableProxy:
-    """A TCP proxy to Redis that can be cut, as a Redis that went away: open connections are
-    closed, new ones closed at once, until it is mended."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self._cut = False
-        self._open: list[socket.socket] = []
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def cut(self) -> None:
-        with self._lock:
-            self._cut = True
-            for sock in self._open:
-                sock.close()
-            self._open.clear()
-
-    def mend(self) -> None:
-        with self._lock:
-            self._cut = False
-
-    def close(self) -> None:
-        self.cut()
-        self.listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                if self._cut:
-                    client.close()
-                    continue
-                upstream = socket.create_connection(self.target)
-                self._open += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        while True:
-            try:
-                data = source.recv(65536)
-                if not data:
-                    break
-                sink.sendall(data)
-            except OSError:
-                break
-        for sock in (source, sink):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
 def _redis_errors() -> float:
     from backend import metrics
 
@@ -177,7 +115,7 @@ def test_redis_going_away_under_the_flusher_raises_nothing_and_loses_no_poll(con
     from backend import create_app
 
     target = urlparse(redis_url)
-    proxy = _CuttableProxy(target.hostname, target.port)
+    proxy = CuttableProxy(target.hostname, target.port)
     app = create_app(config.with_overrides(
         redis_url=f"redis://127.0.0.1:{proxy.port}{target.path}", rate_limit_poll="5/minute"))
     limits = app.extensions["rate_limits"]
