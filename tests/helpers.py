@@ -106,3 +106,15 @@ class CuttableProxy:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+def outcome_of(read):
+    """What a request-argument reader gave: ("ok", value), or ("refused", status, messages, headers)
+    as webargs' error carries them, so a hand-written reader can be compared with the schema's."""
+    from werkzeug.exceptions import HTTPException
+
+    try:
+        return ("ok", read())
+    except HTTPException as error:
+        data = getattr(error, "data", {})
+        return ("refused", error.code, data.get("messages"), data.get("headers"))

@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import pytest
 from flask import Flask
-from werkzeug.exceptions import HTTPException
 
 from backend.api.jobs import _ARGUMENTS_PARSER, _status_arguments
 from backend.api.schemas import ConditionalHeadersSchema, WaitArgsSchema
+from tests.helpers import outcome_of
 
 WAITS = [None, "", "0", "5", "30", "31", "05", "-1", "+3", " 4", "4 ", "1.5", "1e1", "abc", "\u0663",
          "99999999999999999999", "0x10"]
 TAGS = [None, "", 'W/"v5"', '"v5"', "*", 'W/"v0", W/"v5"', "x" * 1024, "x" * 1025]
-
-
-def _outcome(read):
-    try:
-        return ("ok", read())
-    except HTTPException as error:
-        data = getattr(error, "data", {})
-        return ("refused", error.code, data.get("messages"), data.get("headers"))
 
 
 def _by_the_schemas():
@@ -35,8 +27,8 @@ def test_the_poll_reads_its_arguments_as_the_schemas_do(wait, tag):
     query = {} if wait is None else {"wait": wait}
     headers = {} if tag is None else {"If-None-Match": tag}
     with app.test_request_context("/api/ai/jobs/x/status", query_string=query, headers=headers):
-        by_hand = _outcome(_status_arguments)
+        by_hand = outcome_of(_status_arguments)
     with app.test_request_context("/api/ai/jobs/x/status", query_string=query, headers=headers):
-        by_schema = _outcome(_by_the_schemas)
+        by_schema = outcome_of(_by_the_schemas)
 
     assert by_hand == by_schema

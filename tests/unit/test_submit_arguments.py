@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from flask import Flask
-from werkzeug.exceptions import HTTPException
 
 from backend.api.jobs import _ARGUMENTS_PARSER, _submit_arguments
 from backend.api.schemas import SubmitJobSchema
+from tests.helpers import outcome_of
 
 BODIES = [
     b'{"agent": "echo", "input": {}}',
@@ -47,14 +47,6 @@ BODIES = [
 CONTENT_TYPES = ["application/json", "application/problem+json", "text/plain", None]
 
 
-def _outcome(read):
-    try:
-        return ("ok", read())
-    except HTTPException as error:
-        data = getattr(error, "data", {})
-        return ("refused", error.code, data.get("messages"), data.get("headers"))
-
-
 def _by_the_schema():
     return _ARGUMENTS_PARSER.parse(SubmitJobSchema, location="json")
 
@@ -65,8 +57,8 @@ def test_the_submit_reads_its_body_as_the_schema_does(body, content_type):
     app = Flask(__name__)
     headers = {} if content_type is None else {"Content-Type": content_type}
     with app.test_request_context("/api/ai/jobs", method="POST", data=body, headers=headers):
-        by_hand = _outcome(_submit_arguments)
+        by_hand = outcome_of(_submit_arguments)
     with app.test_request_context("/api/ai/jobs", method="POST", data=body, headers=headers):
-        by_schema = _outcome(_by_the_schema)
+        by_schema = outcome_of(_by_the_schema)
 
     assert by_hand == by_schema
