@@ -118,7 +118,9 @@ def register_api(app: Flask) -> Api:
     api.register_blueprint(ops.blp)
     # Directly around Flask (inside any middleware added later): a plain poll of a job this
     # process knows is answered from memory without Flask's dispatch (fast_poll.py says why).
-    app.wsgi_app = FastPolls(app)
+    # Not with CORS on: flask-cors adds its headers to every API answer, which only Flask writes.
+    if not app.extensions["config"].cors_allowed_origins:
+        app.wsgi_app = FastPolls(app)
     return api
 
 

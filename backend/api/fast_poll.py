@@ -11,7 +11,8 @@ that case itself and hands every other request to Flask unchanged.
 ``GET .../status`` (no query, so no long poll) that the view would answer from memory, with the
 same functions for the tag, the hint, the body, the budgets and the telemetry; whenever one input is
 not in memory, or anything is unusual (a 429 to give, a tag naming a version this process has not
-heard of, a CORS request), Flask answers. ``tests/integration/test_fast_poll.py`` sends the same
+heard of), Flask answers. With CORS configured it is not installed at all: flask-cors writes its
+headers on every answer of the API, whether the request came from a page or not. ``tests/integration/test_fast_poll.py`` sends the same
 requests to the app with and without this middleware and compares the answers.
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 ENDPOINT = "jobs.JobStatusView"
 ROUTE_LABEL = "/api/ai/jobs/<job_id>/status"
 _STATUS_PATH = re.compile(r"/api/ai/jobs/([^/]{1,64})/status")
+_REQUEST_ID_ENVIRON = "HTTP_" + telemetry.REQUEST_ID_HEADER.upper().replace("-", "_")
 
 
 class FastPolls:
@@ -48,13 +50,12 @@ class FastPolls:
         config = app.extensions["config"]
         self._dev_key = config.dev_api_key if config.embedded else None
         self._dev_owner = config.dev_owner
-        self._cors = bool(config.cors_allowed_origins)
 
     def __call__(self, environ, start_response):
         if environ["REQUEST_METHOD"] != "GET" or environ.get("QUERY_STRING"):
             return self.flask_wsgi_app(environ, start_response)
         path = _STATUS_PATH.fullmatch(environ.get("PATH_INFO", ""))
-        if path is None or not is_job_id(path[1]) or (self._cors and "HTTP_ORIGIN" in environ):
+        if path is None or not is_job_id(path[1]):
             return self.flask_wsgi_app(environ, start_response)
         started_s = time.perf_counter()
         self._gauge.enter()
@@ -109,6 +110,5 @@ class FastPolls:
             code, status_line, body = 200, "200 OK", status.answer_json(hint_ms).encode()
             headers += [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         headers += spend.headers().items()  # the last budget spent, as the view reports it
-        headers.append((telemetry.REQUEST_ID_HEADER,
-                        telemetry.request_id(environ.get("HTTP_" + telemetry.REQUEST_ID_HEADER.upper().replace("-", "_")))))
+        headers.append((telemetry.REQUEST_ID_HEADER, telemetry.request_id(environ.get(_REQUEST_ID_ENVIRON))))
         return code, status_line, headers, body

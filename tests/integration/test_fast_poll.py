@@ -72,6 +72,28 @@ def test_a_poll_is_answered_alike_with_and_without_the_fast_path(app, client, au
     assert _comparable(fast) == _comparable(slow)
 
 
+def test_with_cors_on_every_poll_goes_to_flask_which_writes_the_cors_headers(config, auth):
+    from backend import create_app
+
+    page = "https://page.example"
+    app = create_app(config.with_overrides(cors_allowed_origins=(page,)))
+    client = app.test_client()
+    seen = []
+    app.before_request(lambda: seen.append(1))
+    try:
+        url = f"/api/ai/jobs/{_running(app, client, auth)}/status"
+        client.get(url, headers=auth)  # the key is cached from here on
+        seen.clear()
+        answers = [client.get(url, headers={**auth, "Origin": page}), client.get(url, headers=auth)]
+    finally:
+        app.extensions["job_service"].notifier.close()
+
+    assert not isinstance(app.wsgi_app, FastPolls)
+    assert len(seen) == 2
+    # flask-cors names the page's origin on every answer, with or without an Origin header.
+    assert [a.headers.get("Access-Control-Allow-Origin") for a in answers] == [page, page]
+
+
 def test_a_poll_of_a_job_this_process_knows_is_answered_without_flask(app, client, auth, dispatched):
     job_id = _running(app, client, auth)
     url = f"/api/ai/jobs/{job_id}/status"
