@@ -13,6 +13,7 @@ from marshmallow import fields, validate
 
 from ..ids import JOB_ID_PATTERN, REQUEST_ID_PATTERN
 from ..jobs.hints import LoadGauge, poll_after_ms
+from ..jobs.snapshots import StatusSnapshot
 from ..jobs.status import JobStatus
 from ..models import Job, utcnow
 from .links import job_links
@@ -98,19 +99,22 @@ class SubmitJobSchema(ma.Schema):
     )
 
 
-def poll_hint_ms(job: Job, gauge: LoadGauge | None = None) -> int | None:
+def poll_hint_ms(job: Job | StatusSnapshot, gauge: LoadGauge | None = None) -> int | None:
     """The poll hint for ``job``, stretched by this process's current load (``gauge``, by default
     the app's).
 
-    Computed once per job as read (and per version of it), then reused: the ``Retry-After`` header
-    and the body's ``poll_after_ms`` of one answer never disagree, however the load or the clock
-    moved while the answer was being built."""
-    memo = job.__dict__.get("_poll_hint")
+    For a ``Job`` (a row read for this request), computed once per version and then reused: the
+    ``Retry-After`` header and the body's ``poll_after_ms`` of one answer never disagree, however the
+    load or the clock moved while the answer was being built. A ``StatusSnapshot`` is shared by
+    every poll of the process and keeps nothing: its answers compute the hint once and pass it on."""
+    memo_of = getattr(job, "__dict__", None)
+    memo = memo_of.get("_poll_hint") if memo_of is not None else None
     if memo is not None and memo[0] == (job.version, job.status):
         return memo[1]
     gauge = gauge or current_app.extensions["load_gauge"]
     hint_ms = poll_after_ms(job, utcnow(), gauge.factor())
-    job.__dict__["_poll_hint"] = ((job.version, job.status), hint_ms)
+    if memo_of is not None:
+        memo_of["_poll_hint"] = ((job.version, job.status), hint_ms)
     return hint_ms
 
 

@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
 
@@ -43,9 +43,11 @@ KEY_PREFIX = "ai-jobs:snap:"
 GENERATION_KEY = "ai-jobs:snap-generation"
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class StatusSnapshot:
     """One committed version of a job's status document, and what a poll decides with it.
+
+    Immutable: one object is shared by every poll this process answers from memory.
 
     ``document_json`` holds every member of the status answer but the two computed per answer
     (``queue_position``, filled in for queued jobs, and ``poll_after_ms``), already as JSON: a poll
@@ -214,7 +216,7 @@ class RecentStatuses:
         snapshot, entry_epoch, deadline = entry
         if entry_epoch != epoch or self._clock() >= deadline:
             return None
-        return replace(snapshot)  # a copy: the reader memoises its own poll hint on it
+        return snapshot
 
     def offer(self, snapshot: StatusSnapshot, epoch: int | None) -> None:
         """Keep ``snapshot`` unless a newer version of the job is known on the same subscription."""
@@ -314,7 +316,7 @@ class RedisSnapshots:
                      for job_id, fields in zip(job_ids, found) if fields}
         for snapshot in snapshots.values():
             if not snapshot.is_queued:  # a queued job's ETag holds its place, which no signal tells
-                self.latest.offer(replace(snapshot), epoch)
+                self.latest.offer(snapshot, epoch)
         return snapshots
 
     def _store(self, snapshots: list[StatusSnapshot], *, signal: bool) -> None:
@@ -345,7 +347,7 @@ class RedisSnapshots:
         if signal and epoch is not None:
             for snapshot in snapshots:
                 if not snapshot.is_queued:
-                    self.latest.offer(replace(snapshot), epoch)
+                    self.latest.offer(snapshot, epoch)
 
 
 class InProcessSnapshots:
@@ -374,12 +376,11 @@ class InProcessSnapshots:
     def known(self, job_id: str) -> StatusSnapshot | None:
         with self._lock:
             held = self._held.get(job_id)
-        return replace(held) if held is not None and not held.is_queued else None
+        return held if held is not None and not held.is_queued else None
 
     def read(self, job_ids: list[str]) -> dict[str, StatusSnapshot]:
-        # Copies: a reader fills in its own queue position and poll hint.
         with self._lock:
-            return {job_id: replace(self._held[job_id]) for job_id in job_ids if job_id in self._held}
+            return {job_id: self._held[job_id] for job_id in job_ids if job_id in self._held}
 
     def _store(self, snapshots: Iterable[StatusSnapshot]) -> None:
         with self._lock:

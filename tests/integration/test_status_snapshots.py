@@ -3,6 +3,7 @@ PostgreSQL whenever the snapshot is missing, queued, or Redis is away."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import threading
 import time
 from contextlib import contextmanager
@@ -361,7 +362,7 @@ def test_a_job_queued_again_is_not_answered_from_what_was_heard():
     latest.heard(running.signal())
     assert latest.get(running.id).document_json == running.document_json
 
-    latest.heard(StatusSnapshot(**{**running.__dict__, "status": "queued", "version": 4}).signal())  # a retry
+    latest.heard(replace(running, status="queued", version=4).signal())  # a retry
 
     assert latest.get(running.id) is None  # its poll reads its place in the queue
 
@@ -373,8 +374,8 @@ def test_a_client_holding_a_newer_version_than_this_process_heard_of_is_answered
     snapshots = app.extensions["job_service"].snapshots
     _heard(app, job_id, 3)
     with app.app_context():
-        newer = StatusSnapshot.of(app.extensions["job_service"].get("alice", job_id))
-    newer.version, newer.document_json = 4, newer.document_json.replace('"version":3', '"version":4')
+        held = StatusSnapshot.of(app.extensions["job_service"].get("alice", job_id))
+    newer = replace(held, version=4, document_json=held.document_json.replace('"version":3', '"version":4'))
     snapshots.committed(newer, signal=False)  # in Redis, not yet heard here
     assert snapshots.known(job_id).version == 3
 
