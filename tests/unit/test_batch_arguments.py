@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from flask import Flask
 
 from backend.api.jobs import _ARGUMENTS_PARSER, _batch_arguments
 from backend.api.schemas import MAX_BATCH_IDS, BatchStatusRequestSchema
-from tests.helpers import outcome_of
+from tests.helpers import read_body_both_ways
 
 A = "job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW"
 B = "job_01JDQ7Z8K3M4N5P6Q7R8S9T0VX"
@@ -66,11 +65,6 @@ def _by_the_schema():
 @pytest.mark.parametrize("content_type", CONTENT_TYPES)
 @pytest.mark.parametrize("body", BODIES)
 def test_the_batch_poll_reads_its_body_as_the_schema_does(body, content_type):
-    app = Flask(__name__)
-    headers = {} if content_type is None else {"Content-Type": content_type}
-    with app.test_request_context("/api/ai/jobs/statuses", method="POST", data=body, headers=headers):
-        by_hand = outcome_of(_batch_arguments)
-    with app.test_request_context("/api/ai/jobs/statuses", method="POST", data=body, headers=headers):
-        by_schema = outcome_of(_by_the_schema)
+    by_hand, by_schema = read_body_both_ways("/api/ai/jobs/statuses", body, content_type, _batch_arguments, _by_the_schema)
 
     assert by_hand == by_schema

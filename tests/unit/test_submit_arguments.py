@@ -3,11 +3,10 @@ SubmitJobSchema does, and refuse what the schema refuses with its very error."""
 from __future__ import annotations
 
 import pytest
-from flask import Flask
 
 from backend.api.jobs import _ARGUMENTS_PARSER, _submit_arguments
 from backend.api.schemas import SubmitJobSchema
-from tests.helpers import outcome_of
+from tests.helpers import read_body_both_ways
 
 BODIES = [
     b'{"agent": "echo", "input": {}}',
@@ -54,11 +53,6 @@ def _by_the_schema():
 @pytest.mark.parametrize("content_type", CONTENT_TYPES)
 @pytest.mark.parametrize("body", BODIES)
 def test_the_submit_reads_its_body_as_the_schema_does(body, content_type):
-    app = Flask(__name__)
-    headers = {} if content_type is None else {"Content-Type": content_type}
-    with app.test_request_context("/api/ai/jobs", method="POST", data=body, headers=headers):
-        by_hand = outcome_of(_submit_arguments)
-    with app.test_request_context("/api/ai/jobs", method="POST", data=body, headers=headers):
-        by_schema = outcome_of(_by_the_schema)
+    by_hand, by_schema = read_body_both_ways("/api/ai/jobs", body, content_type, _submit_arguments, _by_the_schema)
 
     assert by_hand == by_schema
