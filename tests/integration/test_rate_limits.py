@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from backend.api.limits import FLUSHER_CLIENT_NAME, KEY_PREFIX
+from backend.api.limits import KEY_PREFIX
+from backend.api.rate_counters import FLUSHER_CLIENT_NAME
 from tests.conftest import make_key
 from tests.helpers import submit
 

@@ -1,4 +1,4 @@
-"""Poll budgets counted write-behind (backend/api/limits.py, WriteBehindCounts): one budget across
+"""Poll budgets counted write-behind (backend/api/rate_counters.py, WriteBehindCounts): one budget across
 processes, overrun by at most what a process accepts before its next flush; windows that roll over;
 Redis going away under the flusher; a forked process's flusher."""
 from __future__ import annotations
