@@ -9,9 +9,6 @@ from urllib.parse import urlencode
 from flask import Response, current_app, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import ValidationError
-from webargs.core import parse_json
-from webargs.flaskparser import is_json_request
 
 from .. import telemetry
 from ..extensions import db
@@ -21,6 +18,7 @@ from ..jobs.hints import retry_after_s
 from ..jobs.service import JobService
 from ..jobs.status import JobStatus
 from ..models import Job
+from .arguments import batch_arguments, status_arguments, submit_arguments
 from .auth import current_key_id, current_owner, protect
 from .limits import charge_full_answer
 from .links import job_links, job_url, status_url
@@ -38,8 +36,6 @@ from .openapi import (
 from .problems import problem
 from .status_tags import matches_tag, newest_version, status_etag
 from .schemas import (
-    MAX_IF_NONE_MATCH_CHARS,
-    MAX_WAIT_S,
     BatchStatusRequestSchema,
     BatchStatusSchema,
     ConditionalHeadersSchema,
@@ -125,31 +121,13 @@ def _owned_job(job_id: str) -> Job:
 
 def _documented_only(arguments):
     """flask-smorest's ``@blp.arguments`` for the OpenAPI document, without its parsing per request:
-    for the poll, the hot path, which reads its two arguments itself (``_status_arguments``)."""
+    for the poll, the hot path, which reads its two arguments itself (``arguments.status_arguments``)."""
 
     def decorator(view):
         parsing = arguments(view)
         return parsing.__wrapped__  # under webargs' parsing wrapper: flask-smorest's, with the document
 
     return decorator
-
-
-_ARGUMENTS_PARSER = blp.ARGUMENTS_PARSER
-
-
-def _status_arguments() -> tuple[int, str | None]:
-    """``wait`` and ``If-None-Match`` as WaitArgsSchema and ConditionalHeadersSchema read them.
-
-    Their usual forms are read here, in microseconds; anything else goes through the schemas, so
-    that a bad value gets their 422, word for word (a test compares the two on many inputs)."""
-    raw_wait = request.args.get("wait")
-    tag = request.headers.get("If-None-Match")
-    usual_wait = raw_wait is None or (raw_wait.isascii() and raw_wait.isdigit() and int(raw_wait) <= MAX_WAIT_S)
-    if usual_wait and (tag is None or len(tag) <= MAX_IF_NONE_MATCH_CHARS):
-        return int(raw_wait or 0), tag
-    query = _ARGUMENTS_PARSER.parse(WaitArgsSchema, location="query")
-    headers = _ARGUMENTS_PARSER.parse(ConditionalHeadersSchema, location="headers")
-    return query["wait"], headers["if_none_match"]
 
 
 def _check_job_id(job_id: str) -> None:
@@ -182,97 +160,6 @@ _STATUS_HEADERS = headers(
 # The job_id path parameter, documented once per route.
 _JOB_ID_PARAMETER = [{"in": "path", "name": "job_id", "required": True, "schema": JOB_ID_SCHEMA,
                       "description": "The job's id, as the submit answer gave it."}]
-
-
-# The submit body's members, and the schema's own fields, whose validators judge the usual form.
-_SUBMIT_FIELDS = SubmitJobSchema().fields
-_SUBMIT_MEMBERS = frozenset(_SUBMIT_FIELDS)
-
-
-def _submit_arguments() -> dict:
-    """The submit body as SubmitJobSchema loads it.
-
-    Its usual form (an object of strings that pass the schema's validators and an input object) is
-    read here; anything else goes through the schema, so that bad input gets its 4xx, word for word
-    (a test compares the two on many bodies)."""
-    if is_json_request(request):
-        data = _json_body()
-        if _is_usual_submit(data):
-            loaded = {"agent": data.get("agent", _SUBMIT_FIELDS["agent"].load_default), "input": dict(data["input"])}
-            if "request_id" in data:
-                loaded["request_id"] = data["request_id"]
-            return loaded
-    return _ARGUMENTS_PARSER.parse(SubmitJobSchema, location="json")
-
-
-def _json_body():
-    """The JSON body as webargs parses it, or None if it does not parse (the schema then says why)."""
-    try:
-        return parse_json(request.get_data(cache=True))
-    except ValueError:
-        return None
-
-
-def _is_usual_submit(data) -> bool:
-    if type(data) is not dict or "input" not in data or type(data["input"]) is not dict:
-        return False
-    if not _SUBMIT_MEMBERS.issuperset(data):
-        return False
-    try:
-        for name in ("agent", "request_id"):
-            if name in data:
-                if type(data[name]) is not str:
-                    return False
-                for validator in _SUBMIT_FIELDS[name].validators:
-                    validator(data[name])
-    except ValidationError:
-        return False
-    return True
-
-
-# The batch body's fields, whose validators judge the usual form.
-_BATCH_FIELDS = BatchStatusRequestSchema().fields
-_BATCH_MEMBERS = frozenset(_BATCH_FIELDS)
-
-
-def _batch_arguments() -> dict:
-    """The batch poll's body as BatchStatusRequestSchema loads it.
-
-    Its usual form (up to 100 job ids, and optionally their versions as whole numbers) is read
-    here, judged by the schema's own validators; anything else goes through the schema, so that bad
-    input gets its 4xx, word for word (a test compares the two on many bodies)."""
-    if is_json_request(request):
-        data = _json_body()
-        if _is_usual_batch(data):
-            return {"ids": list(data["ids"]), "versions": dict(data.get("versions", {}))}
-    return _ARGUMENTS_PARSER.parse(BatchStatusRequestSchema, location="json")
-
-
-def _is_usual_batch(data) -> bool:
-    if type(data) is not dict or not _BATCH_MEMBERS.issuperset(data):
-        return False
-    ids, versions = data.get("ids"), data.get("versions", {})
-    if type(ids) is not list or type(versions) is not dict:
-        return False
-    versions_field = _BATCH_FIELDS["versions"]
-    try:
-        for validator in _BATCH_FIELDS["ids"].validators:
-            validator(ids)
-        for job_id in ids:
-            if type(job_id) is not str:
-                return False
-            for validator in _BATCH_FIELDS["ids"].inner.validators:
-                validator(job_id)
-        for job_id, version in versions.items():
-            if type(version) is not int:  # bool, float and numeric strings: the schema decides
-                return False
-            for validator in versions_field.key_field.validators:
-                validator(job_id)
-            for validator in versions_field.value_field.validators:
-                validator(version)
-    except ValidationError:
-        return False
-    return True
 
 
 def _accepted_job(job: Job) -> dict:
@@ -355,7 +242,7 @@ class Jobs(MethodView):
         status to poll (honour `Retry-After`), `Location` the job, whose result is there once it
         succeeded. With a `request_id`, resubmitting the same body answers 200 with the first job.
         """
-        body = _submit_arguments()
+        body = submit_arguments()
         job, created = _service().submit(
             current_owner(), body["agent"], body["input"], body.get("request_id")
         )
@@ -401,7 +288,7 @@ class JobStatusView(MethodView):
         less of the rate budget. With `wait=N` as well, the answer waits up to N seconds for a change.
         """
         _check_job_id(job_id)
-        wait, presented = _status_arguments()
+        wait, presented = status_arguments()
         service, owner = _service(), current_owner()
         waiting = wait > 0 and presented is not None
         # The cheapest answer: the status this process last heard of (a 304 or a 200 from memory),
@@ -444,7 +331,7 @@ class JobStatuses(MethodView):
         back in full; the others are listed as unchanged or not found. With `wait=N`, an answer with
         nothing changed waits up to N seconds for a change.
         """
-        body = _batch_arguments()
+        body = batch_arguments()
         service, owner = _service(), current_owner()
         ids = list(dict.fromkeys(body["ids"]))  # de-duplicated, order kept
         versions = body["versions"]

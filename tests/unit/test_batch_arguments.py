@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from backend.api.jobs import _ARGUMENTS_PARSER, _batch_arguments
+from backend.api.arguments import ARGUMENTS_PARSER, batch_arguments
 from backend.api.schemas import MAX_BATCH_IDS, BatchStatusRequestSchema
 from tests.helpers import read_body_both_ways
 
@@ -59,12 +59,12 @@ CONTENT_TYPES = ["application/json", "application/merge-patch+json", "text/plain
 
 
 def _by_the_schema():
-    return _ARGUMENTS_PARSER.parse(BatchStatusRequestSchema, location="json")
+    return ARGUMENTS_PARSER.parse(BatchStatusRequestSchema, location="json")
 
 
 @pytest.mark.parametrize("content_type", CONTENT_TYPES)
 @pytest.mark.parametrize("body", BODIES)
 def test_the_batch_poll_reads_its_body_as_the_schema_does(body, content_type):
-    by_hand, by_schema = read_body_both_ways("/api/ai/jobs/statuses", body, content_type, _batch_arguments, _by_the_schema)
+    by_hand, by_schema = read_body_both_ways("/api/ai/jobs/statuses", body, content_type, batch_arguments, _by_the_schema)
 
     assert by_hand == by_schema

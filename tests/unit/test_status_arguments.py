@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-from backend.api.jobs import _ARGUMENTS_PARSER, _status_arguments
+from backend.api.arguments import ARGUMENTS_PARSER, status_arguments
 from backend.api.schemas import ConditionalHeadersSchema, WaitArgsSchema
 from tests.helpers import outcome_of
 
@@ -15,8 +15,8 @@ TAGS = [None, "", 'W/"v5"', '"v5"', "*", 'W/"v0", W/"v5"', "x" * 1024, "x" * 102
 
 
 def _by_the_schemas():
-    query = _ARGUMENTS_PARSER.parse(WaitArgsSchema, location="query")
-    headers = _ARGUMENTS_PARSER.parse(ConditionalHeadersSchema, location="headers")
+    query = ARGUMENTS_PARSER.parse(WaitArgsSchema, location="query")
+    headers = ARGUMENTS_PARSER.parse(ConditionalHeadersSchema, location="headers")
     return query["wait"], headers["if_none_match"]
 
 
@@ -27,7 +27,7 @@ def test_the_poll_reads_its_arguments_as_the_schemas_do(wait, tag):
     query = {} if wait is None else {"wait": wait}
     headers = {} if tag is None else {"If-None-Match": tag}
     with app.test_request_context("/api/ai/jobs/x/status", query_string=query, headers=headers):
-        by_hand = outcome_of(_status_arguments)
+        by_hand = outcome_of(status_arguments)
     with app.test_request_context("/api/ai/jobs/x/status", query_string=query, headers=headers):
         by_schema = outcome_of(_by_the_schemas)
 

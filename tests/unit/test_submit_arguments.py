@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.api.jobs import _ARGUMENTS_PARSER, _submit_arguments
+from backend.api.arguments import ARGUMENTS_PARSER, submit_arguments
 from backend.api.schemas import SubmitJobSchema
 from tests.helpers import read_body_both_ways
 
@@ -47,12 +47,12 @@ CONTENT_TYPES = ["application/json", "application/problem+json", "text/plain", N
 
 
 def _by_the_schema():
-    return _ARGUMENTS_PARSER.parse(SubmitJobSchema, location="json")
+    return ARGUMENTS_PARSER.parse(SubmitJobSchema, location="json")
 
 
 @pytest.mark.parametrize("content_type", CONTENT_TYPES)
 @pytest.mark.parametrize("body", BODIES)
 def test_the_submit_reads_its_body_as_the_schema_does(body, content_type):
-    by_hand, by_schema = read_body_both_ways("/api/ai/jobs", body, content_type, _submit_arguments, _by_the_schema)
+    by_hand, by_schema = read_body_both_ways("/api/ai/jobs", body, content_type, submit_arguments, _by_the_schema)
 
     assert by_hand == by_schema
