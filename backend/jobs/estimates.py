@@ -27,26 +27,40 @@ class DurationEstimator:
 
     def __init__(self, *, clock=time.monotonic) -> None:
         self._clock = clock
-        self._lock = threading.Lock()
+        # Held while one thread reads an agent's history: the other threads that find it stale
+        # wait for that read instead of each sending the same query.
+        self._refresh_lock = threading.Lock()
         self._cache: dict[str, tuple[float, float | None]] = {}
 
     def typical_duration_s(self, agent: str) -> float | None:
-        now = self._clock()
-        with self._lock:
-            cached = self._cache.get(agent)
-        if cached is not None and now - cached[0] < CACHE_TTL_S:
+        cached = self._fresh(agent)
+        if cached is not None:
             return cached[1]
-        rows = db.session.execute(
-            select(Job.started_at, Job.finished_at)
-            .where(Job.status == JobStatus.SUCCEEDED.value, Job.agent == agent)
-            .order_by(Job.updated_at.desc())
-            .limit(SAMPLE_SIZE)
-        ).all()
-        durations = [(f - s).total_seconds() for s, f in rows if s is not None and f is not None]
-        typical = statistics.median(durations) if durations else None
-        with self._lock:
-            self._cache[agent] = (now, typical)
+        with self._refresh_lock:
+            cached = self._fresh(agent)
+            if cached is not None:
+                return cached[1]
+            read_alone = not db.session().in_transaction()
+            rows = db.session.execute(
+                select(Job.started_at, Job.finished_at)
+                .where(Job.status == JobStatus.SUCCEEDED.value, Job.agent == agent)
+                .order_by(Job.updated_at.desc())
+                .limit(SAMPLE_SIZE)
+            ).all()
+            if read_alone:
+                # End the read's transaction: a worker holds none between its writes, and its next
+                # write (a claim) is then sent alone in autocommit, not in this transaction.
+                db.session.rollback()
+            durations = [(f - s).total_seconds() for s, f in rows if s is not None and f is not None]
+            typical = statistics.median(durations) if durations else None
+            self._cache[agent] = (self._clock(), typical)
         return typical
+
+    def _fresh(self, agent: str) -> tuple[float, float | None] | None:
+        cached = self._cache.get(agent)  # one dict read: atomic, no lock needed
+        if cached is not None and self._clock() - cached[0] < CACHE_TTL_S:
+            return cached
+        return None
 
     def estimate(self, agent: str, started_at: datetime, now: datetime, percent: float) -> datetime | None:
         """When the current attempt should finish: its pace, blended with history by progress."""

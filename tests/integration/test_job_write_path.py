@@ -60,3 +60,70 @@ def test_the_hand_built_submit_answer_is_what_the_job_schema_dumps(app, client, 
     assert answer.get_data() == dumped.get_data()  # byte for byte: members, order, escapes, newline
     assert answer.mimetype == dumped.mimetype
     assert {name: answer.headers[name] for name in headers} == headers
+
+
+def _claim_statements_by_isolation(app) -> list[str]:
+    """The isolation level each claim statement (``WITH moved AS (UPDATE ...``) is sent under."""
+    from sqlalchemy import event
+
+    from backend.extensions import db
+
+    seen: list[str] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("WITH moved AS") and "attempts=(jobs.attempts + " in statement:
+            seen.append(conn.get_execution_options().get("isolation_level", "in a transaction"))
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", before)
+    return seen
+
+
+def test_a_claim_after_its_agents_history_was_read_is_still_sent_alone_in_autocommit(app):
+    # The first claim of an agent in a process reads the agent's recent run times for its estimate.
+    service = app.extensions["job_service"]
+    seen = _claim_statements_by_isolation(app)
+    with app.app_context():
+        job, _ = service.submit("alice", "echo", {}, None)
+        claim = service.attempts.claim(job.id)
+        from backend.extensions import db
+
+        assert claim is not None
+        assert not db.session().in_transaction()  # no read transaction left open behind the claim
+
+    assert seen == ["AUTOCOMMIT"]
+
+
+def test_threads_that_find_an_agents_history_stale_read_it_once(app):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from sqlalchemy import event
+
+    from backend.extensions import db
+
+    estimator = app.extensions["job_service"].estimator
+    reads: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().startswith("SELECT jobs.started_at, jobs.finished_at"):
+            reads.append(statement)
+
+    threads = 8
+    barrier = Barrier(threads)
+
+    def estimate(_):
+        with app.app_context():
+            barrier.wait()
+            try:
+                return estimator.typical_duration_s("echo")
+            finally:
+                db.session.remove()
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", count)
+    with ThreadPoolExecutor(threads) as pool:
+        answers = list(pool.map(estimate, range(threads)))
+
+    assert answers == [None] * threads  # no echo job has succeeded yet
+    assert len(reads) == 1
