@@ -10,20 +10,21 @@ Budgets are fixed windows counted under the *authenticated key id* (never the ra
 - ``auth``: 401 answers, per client address. Past it, the address gets 429 *before* any key
   lookup, so a flood of random tokens costs no database work.
 
-flask-limiter declares the budgets, counts every hit and raises on a breach, except for polls, the
-hot path: those are hit with the strategy and storage flask-limiter built, from our own hook
-(``RateLimits.spend_poll_budget``), since its middleware costs a poll about 0.15 ms of CPU. What it
+flask-limiter declares the budgets, counts every hit and raises on a breach, except for polls and
+submits, the hot paths: those are hit with the strategy flask-limiter built, from our own hook
+(``RateLimits.spend_budget_written_behind``), since its middleware costs a request about 0.15 ms
+of CPU. What it
 cannot say itself is the glue below: the key function (the key id that authentication found), which
 budget a request spends, the in-process block of an address past its 401 budget, and the IETF
 header format.
 
-Submits, other calls and 401s cost one Redis round trip per request (per limit of their budget;
-the defaults have one), shared by all web processes: flask-limiter's fixed window makes one
-``incr`` per limit, and :class:`OneTripRedisStorage` answers it with a Lua script that also returns
-the window's TTL, so the count and reset the headers need come from that same answer.
-Polls are counted write-behind (:class:`WriteBehindCounts`): a poll of a window this process already
-knows costs no round trip; its count reaches Redis within ``FLUSH_INTERVAL_S``, with every other
-key's, in one pipelined round trip (docs/adr/0003, amendment of 2026-11-30).
+Other calls and 401s cost one Redis round trip per request (per limit of their budget; the
+defaults have one), shared by all web processes: flask-limiter's fixed window makes one ``incr``
+per limit, and :class:`OneTripRedisStorage` answers it with a Lua script that also returns the
+window's TTL, so the count and reset the headers need come from that same answer.
+Polls and submits are counted write-behind (:class:`WriteBehindCounts`): a request of a window this
+process already knows costs no round trip; its count reaches Redis within ``FLUSH_INTERVAL_S``,
+with every other key's, in one pipelined round trip (docs/adr/0003, amendments of 2026-11-30).
 Embedded, or for a few seconds after Redis failed, the counters live in this process's memory.
 """
 from __future__ import annotations
@@ -44,6 +45,9 @@ from werkzeug.exceptions import TooManyRequests
 from .rate_counters import SCHEME_PREFIX, SWEEP_AT, OneTripRedisStorage, WriteBehindCounts
 
 POLL_ENDPOINTS = {"jobs.JobStatusView", "jobs.JobStatuses"}
+# Counted write-behind, past flask-limiter's middleware: the budgets of the hot paths, where a
+# budget overrun by a few ms of requests per process harms nobody (docs/adr/0003).
+WRITTEN_BEHIND_BUDGETS = frozenset({"poll", "poll304", "submit"})
 CONDITIONAL_POLL_ENDPOINT = "jobs.JobStatusView"
 KEY_PREFIX = "ai-jobs:rl"
 # WSGI environ key: {budget: Spend} already charged with poll_spend before Flask saw the request.
@@ -203,17 +207,17 @@ class RateLimits:
         self.limiter.request_filter(lambda: not needs_api_key())
         storage = self.limiter.storage
         if isinstance(storage, OneTripRedisStorage):
-            # Polls only: the hot path, where the round trip was a fifth of the CPU and a budget
-            # overrun by a few ms of polls per process harms nobody. Submits, other calls and 401s
-            # stay exact across processes, one round trip each.
-            self.poll_counts: WriteBehindCounts | None = WriteBehindCounts(storage)
-            self._poll_strategy = FixedWindowRateLimiter(self.poll_counts)
+            # Polls and submits: the hot paths, where the round trip was a fifth of a poll's CPU and
+            # a budget overrun by a few ms of requests per process harms nobody. Other calls and
+            # 401s stay exact across processes, one round trip each.
+            self.written_behind_counts: WriteBehindCounts | None = WriteBehindCounts(storage)
+            self._written_behind_strategy = FixedWindowRateLimiter(self.written_behind_counts)
         else:
             # Embedded (memory://): the counters are in this process already, so writing them
             # behind would add a thread and save nothing.
-            self.poll_counts = None
-            self._poll_strategy = self.limiter.limiter
-        self._pass_polls_by_the_middleware(app)
+            self.written_behind_counts = None
+            self._written_behind_strategy = self.limiter.limiter
+        self._pass_written_behind_budgets_by_the_middleware(app)
         # flask-limiter's "rate limit a block" form: hit when a view reaches it, not per request.
         # override_defaults=False keeps the default limit on the endpoints it is used from.
         self._auth_failure = self.limiter.shared_limit(
@@ -221,25 +225,26 @@ class RateLimits:
         )
         self.blocked_addresses = AddressBlocks()
 
-    def _pass_polls_by_the_middleware(self, app: Flask) -> None:
-        """Authenticated polls are counted by ``spend_poll_budget`` (see there), so flask-limiter's
-        ``before_request`` hook does not run for them at all: a request filter would skip them too,
-        but only after the hook resolved the view, 4 % of a poll's CPU under gunicorn. A 401 on a
-        poll endpoint still goes through the auth block."""
+    def _pass_written_behind_budgets_by_the_middleware(self, app: Flask) -> None:
+        """Authenticated polls and submits are counted by ``spend_budget_written_behind`` (see
+        there), so flask-limiter's ``before_request`` hook does not run for them at all: a request
+        filter would skip them too, but only after the hook resolved the view and its limits, 4 %
+        of a poll's CPU and 5 % of a submit's under gunicorn. A 401 still goes through the auth
+        block."""
         hooks = app.before_request_funcs.setdefault(None, [])
         check = self.limiter._check_request_limit
 
-        def check_unless_poll():
-            if request.endpoint in POLL_ENDPOINTS and g.get("caller") is not None:
+        def check_unless_written_behind():
+            if g.get("caller") is not None and _budget_name() in WRITTEN_BEHIND_BUDGETS:
                 return None
             return check()
 
-        hooks[hooks.index(check)] = check_unless_poll
+        hooks[hooks.index(check)] = check_unless_written_behind
 
     def request_spend(self) -> Spend | None:
         """What this request has spent so far: the refused limit, else the one with least left."""
         spent = g.get("rate_spend")
-        if spent is not None:  # a poll, counted by spend_poll_budget
+        if spent is not None:  # a poll or a submit, counted by spend_budget_written_behind
             return spent
         evaluated: list[RequestLimit] = self.limiter.current_limits
         if not evaluated:
@@ -262,25 +267,28 @@ class RateLimits:
             return max(refused, key=lambda s: s.reset_s)
         return min(spends, key=lambda s: s.remaining)
 
-    def spend_poll_budget(self) -> None:
-        """A ``before_request`` hook: charge a poll (``poll`` or ``poll304``) to the caller's key.
+    def spend_budget_written_behind(self) -> None:
+        """A ``before_request`` hook: charge a poll (``poll`` or ``poll304``) or a submit to the
+        caller's key.
 
-        Polls are the hot path, so they are hit with flask-limiter's fixed-window strategy (the
-        same keys and windows as its middleware would use) but without the middleware, whose limit
-        resolution for every request cost a poll about 0.15 ms of CPU, and over write-behind
-        counters (docs/adr/0003). Every other request goes through the middleware.
+        Polls and submits are the hot paths, so they are hit with flask-limiter's fixed-window
+        strategy (the same keys and windows as its middleware would use) but without the
+        middleware, whose limit resolution for every request cost about 0.15 ms of CPU, and over
+        write-behind counters (docs/adr/0003). Every other request goes through the middleware.
         """
         caller = g.get("caller")
-        if caller is None or request.endpoint not in POLL_ENDPOINTS:
+        if caller is None:
             return
-        self._charge_poll(_budget_name(), caller.key_id)
+        budget = _budget_name()
+        if budget in WRITTEN_BEHIND_BUDGETS:
+            self._charge_written_behind(budget, caller.key_id)
 
     def poll_spend(self, budget: str, key_id: str, endpoint: str, method: str) -> Spend:
-        """Charge one poll to ``budget`` (``poll`` or ``poll304``) of ``key_id`` for ``endpoint``
-        and ``method`` (flask-limiter's names: ``jobs.JobStatusView``, ``GET``), and say what it
-        cost. Needs no Flask request. Raises neither past the budget (``allowed`` is false; the
-        caller refuses) nor while Redis is away (counted in memory)."""
-        strategy = self._poll_strategy
+        """Charge one request to ``budget`` (one of ``WRITTEN_BEHIND_BUDGETS``) of ``key_id`` for
+        ``endpoint`` and ``method`` (flask-limiter's names: ``jobs.JobStatusView``, ``GET``), and
+        say what it cost. Needs no Flask request. Raises neither past the budget (``allowed`` is
+        false; the caller refuses) nor while Redis is away (counted in memory)."""
+        strategy = self._written_behind_strategy
         scope = f"{endpoint}:{budget}:{method}"  # flask-limiter's per-method scope
         now = time.time()
         spends = []
@@ -291,7 +299,7 @@ class RateLimits:
                                 allowed=allowed))
         return self._tightest(budget, spends)
 
-    def _charge_poll(self, budget: str, key_id: str) -> None:
+    def _charge_written_behind(self, budget: str, key_id: str) -> None:
         # A WSGI-level fast path that charged this poll and then handed it to Flask (to write the
         # 429) left its spends here: charging them again would count the poll twice.
         spend = request.environ.get(PRECHARGED_SPENDS_ENVIRON_KEY, {}).get(budget)
@@ -323,7 +331,7 @@ class RateLimits:
         if g.get("caller") is None or g.get("rate_full_answer_charged") or _budget_name() != "poll304":
             return
         g.rate_full_answer_charged = True
-        self._charge_poll("poll", g.caller.key_id)
+        self._charge_written_behind("poll", g.caller.key_id)
 
 
 def _auth_exceeded(spend: Spend) -> RateLimitExceeded:
@@ -363,6 +371,6 @@ def init_limits(app: Flask) -> RateLimits:
     limits = RateLimits(app)
     app.extensions["rate_limits"] = limits
     app.register_error_handler(flask_limiter.RateLimitExceeded, _refused)
-    app.before_request(limits.spend_poll_budget)
+    app.before_request(limits.spend_budget_written_behind)
     app.after_request(_headers)
     return limits

@@ -241,10 +241,10 @@ def _wait_until(condition, *, timeout_s: float = 5.0) -> float:
 
 
 class TestRoundTrips:
-    """Submits, other calls and 401s cost one round trip each: the storage's one Lua script returns
-    the count and the window's end, which the RateLimit headers are written from. Polls are counted
-    write-behind: one round trip for the first poll of a window in this process, none on the
-    request path after it; the flusher sends the counts within a few ms."""
+    """Other calls and 401s cost one round trip each: the storage's one Lua script returns the
+    count and the window's end, which the RateLimit headers are written from. Polls and submits are
+    counted write-behind: one round trip for the first request of a window in this process, none on
+    the request path after it; the flusher sends the counts within a few ms."""
 
     @pytest.fixture
     def limiter_commands(self, app, redis_url):
@@ -302,13 +302,22 @@ class TestRoundTrips:
         assert on_the_requests == 0
         assert waited_s < 1.0  # FLUSH_INTERVAL_S after the first, plus a loaded machine's delays
 
-    def test_a_submit_and_a_refusal_cost_one_round_trip_each(self, client, auth, limiter_commands):
+    def test_the_first_submit_of_a_window_costs_one_round_trip_and_the_next_ones_and_a_refusal_none(
+            self, client, auth, api_key, limiter_commands, redis_url):
+        import redis
+        from limits import parse
+
         answers = []
+        counter = f"{KEY_PREFIX}:{parse('3/minute').key_for(api_key.split('_')[1], 'jobs.Jobs:submit:POST')}"
 
         trips = [limiter_commands(lambda: answers.append(submit(client, auth, "echo", {}))) for _ in range(4)]
+        waited_s = _wait_until(lambda: int(redis.Redis.from_url(redis_url).get(counter) or 0) == 4)
 
         assert [a.status_code for a in answers] == [202, 202, 202, 429]
-        assert trips == [1, 1, 1, 1]
+        assert [a.headers["RateLimit"].split(";t=")[0] for a in answers] == [
+            '"submit";r=2', '"submit";r=1', '"submit";r=0', '"submit";r=0']
+        assert trips == [1, 0, 0, 0]
+        assert waited_s < 1.0  # every submit, the refused one too, is counted in Redis a moment later
 
     def test_requests_without_a_key_to_count_cost_none(self, client, limiter_commands):
         assert limiter_commands(lambda: client.get("/health/live")) == 0

@@ -1,5 +1,5 @@
-"""Poll budgets counted write-behind (backend/api/rate_counters.py, WriteBehindCounts): one budget across
-processes, overrun by at most what a process accepts before its next flush; windows that roll over;
+"""Poll and submit budgets counted write-behind (backend/api/rate_counters.py, WriteBehindCounts): one
+budget across processes, overrun by at most what a process accepts before its next flush; windows that roll over;
 Redis going away under the flusher; a forked process's flusher."""
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class _Budget:
         return bool(self._store.exists(f"{KEY_PREFIX}:{self.key}"))
 
     def known_to(self, app) -> int:
-        return app.extensions["rate_limits"].poll_counts.get(self.key)
+        return app.extensions["rate_limits"].written_behind_counts.get(self.key)
 
     def flushed(self, app, count: int) -> bool:
         """``app``'s hits are in Redis, and the answer is what ``app`` counts on."""
@@ -56,7 +56,7 @@ class _Budget:
 class TestOneBudgetAcrossProcesses:
     @pytest.fixture
     def config(self, config):
-        return config.with_overrides(rate_limit_poll="10/minute")
+        return config.with_overrides(rate_limit_poll="10/minute", rate_limit_submit="4/minute")
 
     def test_two_app_instances_refuse_once_their_sum_passes_the_budget_overrun_by_one_unheard_poll(
             self, config, app, api_key, auth, redis_url):
@@ -83,6 +83,25 @@ class TestOneBudgetAcrossProcesses:
         assert codes == [200] * 11 + [429] * 3
         assert budget.in_redis() == 14
 
+    def test_two_app_instances_share_a_submit_budget_the_same_way(self, config, app, api_key, auth, redis_url):
+        from backend import create_app
+
+        other = create_app(config)
+        processes = [app, other]
+        budget = _Budget(redis_url, "4/minute", _key_id(api_key), scope="jobs.Jobs:submit:POST")
+        try:
+            clients = [p.test_client() for p in processes]
+            codes = []
+            for n in range(1, 8):
+                submitted = processes[n % 2]
+                codes.append(submit(clients[n % 2], auth).status_code)
+                _wait_until(lambda submitted=submitted, n=n: budget.flushed(submitted, n))
+        finally:
+            other.extensions["job_service"].notifier.close()
+
+        assert codes == [202] * 5 + [429] * 2  # submit 5 is the one the other process had not heard of
+        assert budget.in_redis() == 7
+
 
 class TestWindows:
     @pytest.fixture
@@ -94,7 +113,7 @@ class TestWindows:
         url = f"/api/ai/jobs/{submit(client, auth).get_json()['id']}/status"
         spent = [client.get(url, headers=auth).status_code for _ in range(3)]
         _wait_until(lambda: budget.flushed(app, 3))
-        window_end_s = app.extensions["rate_limits"].poll_counts.get_expiry(budget.key)
+        window_end_s = app.extensions["rate_limits"].written_behind_counts.get_expiry(budget.key)
 
         _wait_until(lambda: time.time() > window_end_s and not budget.exists_in_redis(), timeout_s=10)
         answers = [client.get(url, headers=auth) for _ in range(3)]
