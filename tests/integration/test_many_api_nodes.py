@@ -128,10 +128,13 @@ def test_rate_limits_are_one_budget_across_the_nodes(app, nodes):
     def submit(node):
         return _call(f"{node}/api/ai/jobs", method="POST", headers=auth, body={"agent": "echo", "input": {}})
 
-    # Alternate: each node alone would allow SUBMITS_PER_MINUTE, together they allow it once.
-    statuses = [submit(node)[0] for node in (node_a, node_b) * (SUBMITS_PER_MINUTE // 2)]
-    refused_a, refused_b = submit(node_a), submit(node_b)
+    # Alternate: each node alone would allow SUBMITS_PER_MINUTE, together they allow it once. The
+    # submit budget is counted write-behind (ADR 0003): a node refuses on the other's submits as of
+    # its own last flush, so each node may let through the one submit it had not heard of yet.
+    answers = [submit(node) for node in (node_a, node_b) * SUBMITS_PER_MINUTE]
+    statuses = [status for status, _, _ in answers]
 
-    assert statuses == [202] * SUBMITS_PER_MINUTE
-    assert (refused_a[0], refused_b[0]) == (429, 429)
-    assert refused_b[2]["code"] == "rate_limited"
+    assert statuses[:SUBMITS_PER_MINUTE] == [202] * SUBMITS_PER_MINUTE
+    assert SUBMITS_PER_MINUTE <= statuses.count(202) <= SUBMITS_PER_MINUTE + 2  # not 2 x the budget
+    assert statuses[-2:] == [429, 429]
+    assert answers[-1][2]["code"] == "rate_limited"
