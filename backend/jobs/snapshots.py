@@ -224,7 +224,9 @@ class RecentStatuses:
             return
         with self._lock:
             held = self._entries.get(snapshot.id)
-            if held is not None and held[1] == epoch and held[0].version >= snapshot.version:
+            # The same version again restarts the entry's minute: a read from Redis (the poll that
+            # found it expired) confirmed it, so an unchanged job is not read from Redis at every poll.
+            if held is not None and held[1] == epoch and held[0].version > snapshot.version:
                 return
             if len(self._entries) >= self.MAX_ENTRIES:
                 self._entries.clear()

@@ -356,6 +356,22 @@ def test_known_statuses_are_not_served_across_a_reconnect_nor_after_a_generation
     assert latest.get(job_id) is None
 
 
+def test_a_status_read_again_after_its_minute_is_trusted_for_another_minute():
+    """An unchanged job polled for longer than ``ttl_s`` must not fall back to Redis on every poll."""
+    now = {"s": 0.0}
+    latest = RecentStatuses(epoch=lambda: 1, ttl_s=60.0, clock=lambda: now["s"])
+    job_id = "job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW"
+    latest.offer(_snapshot(job_id, 3), 1)
+
+    now["s"] = 61.0
+    assert latest.get(job_id) is None  # the backstop: a minute without hearing of it
+    latest.offer(_snapshot(job_id, 3), 1)  # the poll that missed read it from Redis: still version 3
+
+    assert latest.get(job_id).version == 3
+    now["s"] = 122.0
+    assert latest.get(job_id) is None  # a minute after that read, not for ever
+
+
 def test_a_job_queued_again_is_not_answered_from_what_was_heard():
     latest = RecentStatuses(epoch=lambda: 1)
     running = _snapshot("job_01JDQ7Z8K3M4N5P6Q7R8S9T0VW", 3)
