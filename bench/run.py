@@ -21,6 +21,7 @@ service and kept alive by heartbeats), so its version only moves when the bench 
     python bench/run.py --quick    # 2 s per measurement, under 2 minutes
     python bench/run.py --tiny     # the smallest configuration that runs every phase (the test)
     python bench/run.py --quick --jobs   # only submits, end to end and raw Dramatiq (job throughput)
+    python bench/run.py --submits-alone  # only submits (8 s; 2 s with --quick), no worker: the web's cost per submit
 """
 from __future__ import annotations
 
@@ -303,6 +304,29 @@ class Bench:
         _progress(f"submits: {result.rps:,.0f}/s at {SUBMIT_CLIENTS} connections; end to end "
                   f"{self.results['end_to_end']['jobs_per_s']} jobs/s ({jobs} jobs); CPU ms per job "
                   f"{self.results['end_to_end']['cpu_ms_per_job']}; {sessions_opened} PostgreSQL sessions opened")
+
+    def submits_alone(self) -> None:
+        """Submits at 16 connections with no worker running: the web's own CPU per submit, which the
+        job phase mixes with the workers' share of the two cores. The jobs stay queued."""
+        self.api = Gunicorn("api", "wsgi:app", self.env, self.log_dir)
+        self.processes.append(self.api)
+        self.api.wait_ready("/health/live")
+        url, auth = f"{self.api.base_url}/api/ai/jobs", self.key("bench-submit")
+        body = json.dumps({"agent": "echo", "input": {"steps": 0}})
+        # Untimed: the processes' pools, caches and threads fill up first, as a running service's are.
+        run_wrk(url, connections=SUBMIT_CLIENTS, duration_s=1, method="POST", body=body, auth=auth)
+        meter = CpuMeter({"web": lambda: group_pids(self.api.popen.pid)})
+        meter.start()
+        result = run_wrk(url, connections=SUBMIT_CLIENTS, duration_s=self.mode.duration_s, method="POST",
+                         body=body, auth=auth)
+        used_s = meter.stop()
+        accepted = result.statuses.get("202", 0)
+        web_ms = round(used_s["web"] * 1000 / accepted, 2) if accepted else None
+        self.results["submits_alone"] = dict(result.as_dict(), accepted=accepted,
+                                             submits_per_s=round(result.rps, 1), web_cpu_ms_per_submit=web_ms)
+        _progress(f"submits alone: {result.rps:,.0f}/s at {SUBMIT_CLIENTS} connections (p99 "
+                  f"{result.p99_ms:.1f} ms, {accepted} accepted, statuses {result.statuses}); "
+                  f"web CPU {web_ms} ms per submit")
 
     def _database_sessions(self) -> int:
         """Sessions ever opened on the bench's database (PostgreSQL 14 and later)."""
@@ -715,6 +739,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the job-throughput phases: submits, end to end, raw Dramatiq")
     parser.add_argument("--long-polls", action="store_true",
                         help="only 1,000 parked long polls and the idle poll p99 (4 s per measurement)")
+    parser.add_argument("--submits-alone", action="store_true",
+                        help="only submits at 16 connections, no worker running: the web's CPU per submit")
     parser.add_argument("--polls", action="store_true",
                         help="only the poll goals: ceiling, 200 and 304 polls at 32 connections, batch")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
@@ -755,6 +781,8 @@ def main(argv: list[str] | None = None) -> int:
                     phases = (bench.prepare, bench.parked_long_polls)
                 if args.polls:
                     phases = (bench.prepare, bench.sweep, bench.batch)
+                if args.submits_alone:
+                    phases = (bench.submits_alone,)
                 for phase in phases:
                     phase_started = time.monotonic()
                     phase()
@@ -776,7 +804,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs:
         print_jobs(results)
         return 0
-    if args.polls:  # the figures are the progress lines above; nothing is written
+    if args.polls or args.submits_alone:  # the figures are the progress lines above; nothing is written
         print(f"{results['wall_s']} s; load average after {results['machine']['loadavg_after']}")
         return 0
     if args.long_polls:
