@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Job
+from .statements import in_transaction
 from .status import JobStatus
 
 SAMPLE_SIZE = 20
@@ -40,7 +41,7 @@ class DurationEstimator:
             cached = self._fresh(agent)
             if cached is not None:
                 return cached[1]
-            read_alone = not db.session().in_transaction()
+            read_alone = not in_transaction()
             rows = db.session.execute(
                 select(Job.started_at, Job.finished_at)
                 .where(Job.status == JobStatus.SUCCEEDED.value, Job.agent == agent)
