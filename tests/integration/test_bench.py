@@ -44,6 +44,7 @@ def test_the_benchmark_runs_every_phase_in_its_tiny_configuration(redis_url, tmp
     assert set(results["sweep"]["poll_304"]["32"]["statuses"]) == {"304"}
     assert results["end_to_end"]["succeeded"] == results["end_to_end"]["jobs"] > 0
     assert results["long_polls"]["woke"] == results["long_polls"]["parked"]
+    assert results["long_polls"]["paced"]["woke"] == results["long_polls"]["parked"]
 
     chart = ElementTree.parse(tmp_path / "tiny.svg").getroot()
     lines = chart.findall(".//{http://www.w3.org/2000/svg}circle")
