@@ -7,6 +7,7 @@ from flask import Blueprint, Flask, Response, current_app, send_from_directory
 
 from . import metrics, slow_queries, telemetry
 from .config import data_dir
+from .extensions import db
 from .logs import LogContextMiddleware
 from .ops_state import StateCache
 from .ops_window import OpsWindow

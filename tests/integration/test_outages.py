@@ -43,6 +43,21 @@ def test_with_the_database_unreachable_the_api_answers_503_problems(config):
     assert client.get("/health/live").status_code == 200
 
 
+def test_with_the_database_unreachable_metrics_are_still_served_and_say_so(config):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    app = create_app(config.with_overrides(
+        database_url=f"postgresql+psycopg://postgres@127.0.0.1:{_closed_port()}/nowhere"))
+
+    scraped = app.test_client().get("/metrics")
+
+    assert scraped.status_code == 200
+    checks = {sample.labels["check"]: sample.value
+              for family in text_string_to_metric_families(scraped.get_data(as_text=True))
+              for sample in family.samples if sample.name == "health_check_up"}
+    assert checks["database"] == 0
+
+
 def test_with_redis_unreachable_a_submit_is_still_accepted_and_marked_for_resending(config):
     app = create_app(config.with_overrides(redis_url=f"redis://127.0.0.1:{_closed_port()}/0"))
     client = app.test_client()
