@@ -22,11 +22,9 @@ import signal
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-import psycopg
 import redis as redis_lib
 from sqlalchemy import create_engine, text
 
@@ -36,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from bench.cpu import CpuMeter, group_pids  # noqa: E402
 from bench.load import run_wrk  # noqa: E402
 from bench.procs import DramatiqWorkers, Gunicorn  # noqa: E402
-from bench.run import ADMIN_DSN, PG_URL_TEMPLATE, _migrate  # noqa: E402
+from bench.run import _migrate, print_log_tails, throwaway_database  # noqa: E402
 
 REDIS_URL = os.environ.get("FLOOR_REDIS_URL", "redis://127.0.0.1:6379/8")
 SUBMIT_CLIENTS = 16  # as bench/run.py
@@ -195,11 +193,7 @@ def main() -> int:
                      "loadavg_before": [round(x, 2) for x in os.getloadavg()]}
     print(f"floor: load average {results['loadavg_before']}; Redis {REDIS_URL} is emptied", flush=True)
     redis_lib.Redis.from_url(REDIS_URL).flushdb()
-    name = f"aijobs_floor_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        database_url = PG_URL_TEMPLATE.format(name=name)
+    with throwaway_database("floor") as database_url:
         _migrate(database_url)
         with tempfile.TemporaryDirectory(prefix="ai-jobs-floor-") as log_dir:
             floor = Floor(database_url, Path(log_dir))
@@ -213,15 +207,10 @@ def main() -> int:
                 results["raw_dramatiq"] = floor.raw_dramatiq()
                 print(f"  raw Dramatiq no-op: {results['raw_dramatiq']['jobs_per_s']:,.0f} jobs/s", flush=True)
             except Exception:
-                for process in floor.processes:
-                    print(f"--- {process.name} log (tail) ---\n" + "\n".join(process.log_text().splitlines()[-15:]),
-                          file=sys.stderr)
+                print_log_tails(floor.processes)
                 raise
             finally:
                 floor.close()
-    finally:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     results["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     results["wall_s"] = round(time.monotonic() - started, 1)
     print_table(results)

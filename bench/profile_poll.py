@@ -11,24 +11,18 @@ trips per poll, self time by library, and pyinstrument's call tree for the 200 p
 from __future__ import annotations
 
 import argparse
-from contextlib import contextmanager
-from typing import Iterator
 import os
 import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
-import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.run import LIFTED_LIMITS  # noqa: E402
+from bench.run import LIFTED_LIMITS, throwaway_database  # noqa: E402
 
-ADMIN_DSN = os.environ.get("BENCH_PG_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
-PG_URL_TEMPLATE = os.environ.get("BENCH_PG_URL_TEMPLATE", "postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
 LIBRARIES = (
     ("psycopg", "PostgreSQL driver (psycopg, waits included)"),
@@ -119,21 +113,8 @@ def main() -> None:
     parser.add_argument("--polls", type=int, default=2000)
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
-    with throwaway_database() as database_url:
+    with throwaway_database("profile") as database_url:
         profile(database_url, args.polls, args.results_dir)
-
-
-@contextmanager
-def throwaway_database() -> Iterator[str]:
-    """The URL of a new, empty PostgreSQL database, dropped afterwards."""
-    name = f"aijobs_profile_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_URL_TEMPLATE.format(name=name)
-    finally:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def profile(database_url: str, polls: int, results_dir: Path) -> None:

@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.profile_poll import RoundTrips, _self_time_by_library, throwaway_database  # noqa: E402
-from bench.run import LIFTED_LIMITS  # noqa: E402
+from bench.profile_poll import RoundTrips, _self_time_by_library  # noqa: E402
+from bench.run import LIFTED_LIMITS, throwaway_database  # noqa: E402
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
 SUBMIT_BODY = {"agent": "echo", "input": {"steps": 0}}
@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000, help="submits (and then jobs) timed and profiled")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
-    with throwaway_database() as database_url:
+    with throwaway_database("profile") as database_url:
         profile(database_url, args.jobs, args.results_dir)
 
 

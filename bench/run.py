@@ -38,9 +38,11 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import psycopg
 import redis as redis_lib
@@ -806,12 +808,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"make bench ({mode.name}): load average {results['machine']['loadavg_before']}, "
           f"{os.cpu_count()} cores; Redis {REDIS_URL} is emptied", flush=True)
     redis_lib.Redis.from_url(REDIS_URL).flushdb()
-    name = f"aijobs_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    bench = None
-    try:
-        database_url = PG_URL_TEMPLATE.format(name=name)
+    with throwaway_database("bench") as database_url:
         _migrate(database_url)
         # The in-process app's slow-query warnings are not figures (set after the migration, whose
         # logging configuration would reset them).
@@ -836,16 +833,11 @@ def main(argv: list[str] | None = None) -> int:
                     phases_s[phase.__name__] = round(time.monotonic() - phase_started, 1)
                 bench.results["phases_s"] = phases_s
             except Exception:
-                for process in bench.processes:
-                    print(f"--- {process.name} log (tail) ---\n" + "\n".join(process.log_text().splitlines()[-15:]),
-                          file=sys.stderr)
+                print_log_tails(bench.processes)
                 raise
             finally:
                 bench.close()
         results.update(bench.results)
-    finally:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     results["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     results["wall_s"] = round(time.monotonic() - started, 1)
     if args.jobs:
@@ -870,6 +862,26 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{results['wall_s']} s; load average after {results['machine']['loadavg_after']}; wrk used at most "
           f"{results['max_generator_cpu_share']:.2f} of a core. Wrote {json_path} and {svg_path}")
     return 0
+
+
+@contextmanager
+def throwaway_database(kind: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database (``aijobs_<kind>_<random>``), dropped afterwards."""
+    name = f"aijobs_{kind}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_URL_TEMPLATE.format(name=name)
+    finally:
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def print_log_tails(processes, lines: int = 15) -> None:
+    """The last lines of each bench process's log, on stderr: what a failed phase left behind."""
+    for process in processes:
+        print(f"--- {process.name} log (tail) ---\n" + "\n".join(process.log_text().splitlines()[-lines:]),
+              file=sys.stderr)
 
 
 def _migrate(database_url: str) -> None:
