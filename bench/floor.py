@@ -47,6 +47,9 @@ BODY = json.dumps({"agent": "echo", "input": {"steps": 0}})  # the service bench
 # paused phases' jobs run once the workers resume, so they have no end-to-end figure.
 PHASES = (("flask_2s", "flask", 2, False), ("flask_8s", "flask", 8, False), ("bare_wsgi_2s", "bare", 2, False),
           ("flask_2s_alone", "flask", 2, True), ("bare_wsgi_2s_alone", "bare", 2, True))
+# (label, wrk seconds): the bound, a bare submit that stores nothing and sends a no-op that the no-op
+# workers run. No persisted design, however its writes are grouped, can pass these figures.
+UNPERSISTED_PHASES = (("unpersisted_2s", 2), ("unpersisted_8s", 8))
 
 
 class Floor:
@@ -59,7 +62,8 @@ class Floor:
         # Started together, as run.py --jobs starts its servers and both worker fleets: whatever is
         # idle during a phase (the other server, the no-op workers) costs the same in both benches.
         self.servers = {"flask": Gunicorn("floor-flask", "bench.floor_app:app", env, log_dir),
-                        "bare": Gunicorn("floor-bare", "bench.floor_app:bare", env, log_dir)}
+                        "bare": Gunicorn("floor-bare", "bench.floor_app:bare", env, log_dir),
+                        "unpersisted": Gunicorn("floor-unpersisted", "bench.floor_app:unpersisted", env, log_dir)}
         self.workers = DramatiqWorkers("floor-workers", "bench.floor_app", env, log_dir,
                                        processes=WORKER_PROCESSES, threads=WORKER_THREADS)
         self.noop_workers = DramatiqWorkers("noop", "bench.noop", env, log_dir,
@@ -140,6 +144,33 @@ class Floor:
                            "postgresql_sessions_opened": sessions - sessions_before},
         }
 
+    def unpersisted(self, duration_s: int) -> dict:
+        """wrk posts to the unpersisted submit while the no-op workers run its messages; end to end from
+        the first request to the last message acknowledged (the queue's message hash empty)."""
+        os.environ["REDIS_URL"] = REDIS_URL  # bench.noop builds its broker from it on import
+        from bench import noop
+
+        server = self.servers["unpersisted"]
+        client = redis_lib.Redis.from_url(REDIS_URL)
+        pending_key = f"{noop.NAMESPACE}:{noop.QUEUE_NAME}.msgs"
+        meter = CpuMeter({"web": lambda: group_pids(server.popen.pid),
+                          "workers": lambda: group_pids(self.noop_workers.popen.pid), "redis": self._redis_server})
+        meter.start()
+        started = time.monotonic()
+        result = run_wrk(f"{server.base_url}/jobs", connections=SUBMIT_CLIENTS, duration_s=duration_s,
+                         method="POST", body=BODY)
+        deadline = time.monotonic() + 120
+        while client.hlen(pending_key) > 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the unpersisted messages were not all run within 120 s")
+            time.sleep(0.005)
+        span_s = time.monotonic() - started
+        used_s = meter.stop()
+        jobs = result.statuses.get("202", 0)
+        return {"submits": dict(result.as_dict(), submits_per_s=round(result.rps, 1)),
+                "end_to_end": {"jobs": jobs, "span_s": round(span_s, 3), "jobs_per_s": round(jobs / span_s, 1),
+                               "cpu_ms_per_job": {name: round(s * 1000 / jobs, 2) for name, s in used_s.items()}}}
+
     def raw_dramatiq(self) -> dict:
         """No-op messages from the first send to the last ack, as bench/run.py's raw_dramatiq."""
         os.environ["REDIS_URL"] = REDIS_URL  # bench.noop builds its broker from it on import
@@ -181,6 +212,13 @@ def print_table(results: dict) -> None:
         ratio = "-" if e["jobs_per_s"] is None else f"{e['jobs_per_s'] / raw:.3f}x"
         print(f"{label:18} {s['submits_per_s']:>10,.1f} {s['p99_ms']:>8.1f} {not_accepted:>8} {e2e:>11} {ratio:>8}  "
               f"{cpu['web']}, {cpu['workers']}, {cpu['postgresql']}, {cpu['redis']}; {e['events_per_job']}")
+    for label, _ in UNPERSISTED_PHASES:
+        s, e = results[label]["submits"], results[label]["end_to_end"]
+        not_accepted = s["requests"] - s["statuses"].get("202", 0) + sum(s["errors"].values())
+        cpu = e["cpu_ms_per_job"]
+        print(f"{label:18} {s['submits_per_s']:>10,.1f} {s['p99_ms']:>8.1f} {not_accepted:>8} "
+              f"{e['jobs_per_s']:>11,.1f} {e['jobs_per_s'] / raw:>7.3f}x  {cpu['web']}, {cpu['workers']}, -, "
+              f"{cpu['redis']}; nothing stored")
     print(f"raw Dramatiq no-op: {raw:,.1f} jobs/s ({NOOP_MESSAGES} messages); CPU ms per message "
           f"{results['raw_dramatiq']['cpu_ms_per_job']}\n"
           f"{results['wall_s']} s; load average before {results['loadavg_before']}, after {results['loadavg_after']}")
@@ -201,6 +239,11 @@ def main() -> int:
                 floor.wait_ready()
                 for label, server_name, duration_s, workers_paused in PHASES:
                     results[label] = floor.submits_end_to_end(server_name, duration_s, workers_paused)
+                    s, e = results[label]["submits"], results[label]["end_to_end"]
+                    print(f"  {label}: {s['submits_per_s']:,.0f} submits/s, p99 {s['p99_ms']:.1f} ms; "
+                          f"end to end {e['jobs_per_s']} jobs/s; CPU ms per job {e['cpu_ms_per_job']}", flush=True)
+                for label, duration_s in UNPERSISTED_PHASES:
+                    results[label] = floor.unpersisted(duration_s)
                     s, e = results[label]["submits"], results[label]["end_to_end"]
                     print(f"  {label}: {s['submits_per_s']:,.0f} submits/s, p99 {s['p99_ms']:.1f} ms; "
                           f"end to end {e['jobs_per_s']} jobs/s; CPU ms per job {e['cpu_ms_per_job']}", flush=True)

@@ -1,7 +1,7 @@
 """The floor's textbook service: a submit and a job done by the thinnest code on the project's libraries.
 
 Imported by gunicorn (``bench.floor_app:app``, Flask; ``bench.floor_app:bare``, the same submit as a
-bare WSGI callable) and by Dramatiq (``dramatiq bench.floor_app``, the actor). It writes what the
+bare WSGI callable; ``bench.floor_app:unpersisted``, the bound: a bare submit that only sends a no-op) and by Dramatiq (``dramatiq bench.floor_app``, the actor). It writes what the
 service writes for an echo job with no steps, on the project's own tables: the job row and its
 "Job accepted" event at submit, then a claim and a success, each a row change plus its history
 event. Each write is one statement in autocommit (a data-modifying CTE), as the service sends them,
@@ -155,6 +155,24 @@ def bare(environ, start_response):
     if environ["REQUEST_METHOD"] == "POST":
         body = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
         status, answer = "202 Accepted", {"id": submit(body["agent"], body.get("input") or {}), "status": "queued"}
+    else:
+        status, answer = "200 OK", {"status": "ok"}
+    payload = json.dumps(answer).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+    return [payload]
+
+
+def unpersisted(environ, start_response):
+    """The bound no design can pass: a bare WSGI submit that stores nothing and sends a ``bench.noop``
+    message, so a job is one HTTP request, one Dramatiq send and one no-op run. Whatever persistence
+    a design adds, grouped or not, comes on top of this."""
+    from bench import noop  # here, not at import: the floor's Dramatiq workers must not import it
+
+    if environ["REQUEST_METHOD"] == "POST":
+        json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
+        job_id = "job_" + str(ULID())
+        noop.noop.send(0)
+        status, answer = "202 Accepted", {"id": job_id, "status": "queued"}
     else:
         status, answer = "200 OK", {"status": "ok"}
     payload = json.dumps(answer).encode()
