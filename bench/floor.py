@@ -46,7 +46,9 @@ BODY = json.dumps({"agent": "echo", "input": {"steps": 0}})  # the service bench
 # with the workers paused (SIGSTOP), for what a submit alone allows when it has both cores. The
 # paused phases' jobs run once the workers resume, so they have no end-to-end figure.
 PHASES = (("flask_2s", "flask", 2, False), ("flask_8s", "flask", 8, False), ("bare_wsgi_2s", "bare", 2, False),
-          ("flask_2s_alone", "flask", 2, True), ("bare_wsgi_2s_alone", "bare", 2, True))
+          ("flask_2s_alone", "flask", 2, True), ("bare_wsgi_2s_alone", "bare", 2, True),
+          # The same bare submit and job with their writes grouped across threads (bench/floor_grouped.py).
+          ("grouped_2s", "grouped", 2, False), ("grouped_8s", "grouped", 8, False))
 # (label, wrk seconds): the bound, a bare submit that stores nothing and sends a no-op that the no-op
 # workers run. No persisted design, however its writes are grouped, can pass these figures.
 UNPERSISTED_PHASES = (("unpersisted_2s", 2), ("unpersisted_8s", 8))
@@ -63,17 +65,26 @@ class Floor:
         # idle during a phase (the other server, the no-op workers) costs the same in both benches.
         self.servers = {"flask": Gunicorn("floor-flask", "bench.floor_app:app", env, log_dir),
                         "bare": Gunicorn("floor-bare", "bench.floor_app:bare", env, log_dir),
-                        "unpersisted": Gunicorn("floor-unpersisted", "bench.floor_app:unpersisted", env, log_dir)}
+                        "unpersisted": Gunicorn("floor-unpersisted", "bench.floor_app:unpersisted", env, log_dir),
+                        "grouped": Gunicorn("floor-grouped", "bench.floor_grouped:bare", env, log_dir)}
         self.workers = DramatiqWorkers("floor-workers", "bench.floor_app", env, log_dir,
                                        processes=WORKER_PROCESSES, threads=WORKER_THREADS)
+        # bench.floor_grouped imports bench.floor_app (its pool and broker), so it declares the floor's
+        # actor too: its workers take only their own queue.
+        self.grouped_workers = DramatiqWorkers("floor-grouped-workers", "bench.floor_grouped", env, log_dir,
+                                               processes=WORKER_PROCESSES, threads=WORKER_THREADS,
+                                               queues=("floor-grouped",))
+        # Which workers run the jobs each server's submits send.
+        self.workers_of = {"flask": self.workers, "bare": self.workers, "grouped": self.grouped_workers}
         self.noop_workers = DramatiqWorkers("noop", "bench.noop", env, log_dir,
                                             processes=WORKER_PROCESSES, threads=WORKER_THREADS)
-        self.processes = [*self.servers.values(), self.workers, self.noop_workers]
+        self.processes = [*self.servers.values(), self.workers, self.grouped_workers, self.noop_workers]
 
     def wait_ready(self) -> None:
         for server in self.servers.values():
             server.wait_ready("/ping")
         self.workers.wait_ready()
+        self.grouped_workers.wait_ready()
         self.noop_workers.wait_ready()
 
     def close(self) -> None:
@@ -100,21 +111,21 @@ class Floor:
     def submits_end_to_end(self, server_name: str, duration_s: int, workers_paused: bool) -> dict:
         """wrk posts for ``duration_s`` while the workers run the jobs (or sit paused); then end to end
         from the rows."""
-        server = self.servers[server_name]
+        server, workers = self.servers[server_name], self.workers_of[server_name]
         meter = CpuMeter({"web": lambda: group_pids(server.popen.pid),
-                          "workers": lambda: group_pids(self.workers.popen.pid),
+                          "workers": lambda: group_pids(workers.popen.pid),
                           "postgresql": self._backends, "redis": self._redis_server})
         since = datetime.now(timezone.utc)
         sessions_before = self._scalar("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
         meter.start()
         if workers_paused:
-            os.killpg(self.workers.popen.pid, signal.SIGSTOP)
+            os.killpg(workers.popen.pid, signal.SIGSTOP)
         try:
             result = run_wrk(f"{server.base_url}/jobs", connections=SUBMIT_CLIENTS, duration_s=duration_s,
                              method="POST", body=BODY)
         finally:
             if workers_paused:
-                os.killpg(self.workers.popen.pid, signal.SIGCONT)
+                os.killpg(workers.popen.pid, signal.SIGCONT)
         deadline = time.monotonic() + 120
         # Every earlier phase ended with all its jobs succeeded, so any job queued or running is this
         # phase's; the (status, id) index answers that without scanning the table every 50 ms.
@@ -143,6 +154,19 @@ class Floor:
                            "events_per_job": round(events / jobs, 3),
                            "postgresql_sessions_opened": sessions - sessions_before},
         }
+
+    def insert_groups(self) -> dict:
+        """How many submits each grouped INSERT carried, over every grouped phase, per web process."""
+        import urllib.request
+
+        by_pid = {}
+        for _ in range(20):  # each answer comes from one of the server's processes
+            with urllib.request.urlopen(f"{self.servers['grouped'].base_url}/groups", timeout=5) as answer:
+                counts = json.load(answer)
+            by_pid[counts["pid"]] = counts
+        groups, items = sum(c["groups"] for c in by_pid.values()), sum(c["items"] for c in by_pid.values())
+        return {"processes_seen": len(by_pid), "groups": groups, "submits": items,
+                "submits_per_group": round(items / groups, 2) if groups else None}
 
     def unpersisted(self, duration_s: int) -> dict:
         """wrk posts to the unpersisted submit while the no-op workers run its messages; end to end from
@@ -221,6 +245,7 @@ def print_table(results: dict) -> None:
               f"{cpu['redis']}; nothing stored")
     print(f"raw Dramatiq no-op: {raw:,.1f} jobs/s ({NOOP_MESSAGES} messages); CPU ms per message "
           f"{results['raw_dramatiq']['cpu_ms_per_job']}\n"
+          f"grouped inserts: {results['grouped_inserts']}\n"
           f"{results['wall_s']} s; load average before {results['loadavg_before']}, after {results['loadavg_after']}")
 
 
@@ -242,6 +267,8 @@ def main() -> int:
                     s, e = results[label]["submits"], results[label]["end_to_end"]
                     print(f"  {label}: {s['submits_per_s']:,.0f} submits/s, p99 {s['p99_ms']:.1f} ms; "
                           f"end to end {e['jobs_per_s']} jobs/s; CPU ms per job {e['cpu_ms_per_job']}", flush=True)
+                results["grouped_inserts"] = floor.insert_groups()
+                print(f"  grouped inserts: {results['grouped_inserts']}", flush=True)
                 for label, duration_s in UNPERSISTED_PHASES:
                     results[label] = floor.unpersisted(duration_s)
                     s, e = results[label]["submits"], results[label]["end_to_end"]

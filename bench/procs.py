@@ -101,11 +101,11 @@ class DramatiqWorkers(Process):
     READY = "is ready for action"
 
     def __init__(self, name: str, module: str, env: dict[str, str], log_dir: Path, *,
-                 processes: int, threads: int) -> None:
+                 processes: int, threads: int, queues: tuple[str, ...] = ()) -> None:
         self.processes = processes
         argv = [sys.executable, "-m", "dramatiq", module, "-p", str(processes), "-t", str(threads),
                 # A bench run must not wait ten minutes for a job it no longer cares about.
-                "--worker-shutdown-timeout", "5000"]
+                "--worker-shutdown-timeout", "5000", *(("--queues", *queues) if queues else ())]
         super().__init__(name, argv, env, log_dir / f"{name}.log")
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
