@@ -2,8 +2,8 @@
 
 ``bench/floor_app.py`` makes one statement per write. Here a process's concurrent submits share one
 INSERT of their rows and events, its worker threads' claims share one UPDATE, and so do their
-successes (``Grouped``: whichever thread finds no group running runs every write waiting, up to
-``MAX_GROUP``, while the others wait). The same rows and events are written; each message is sent
+successes (``backend.jobs.grouped.GroupedWrites``, the service's own: a writer thread sends every
+write waiting as one statement while their callers wait). The same rows and events are written; each message is sent
 once its row is committed, as the floor sends it. Like the floor, not product code: no validation,
 no error handling beyond what keeps a group's waiters from hanging.
 
@@ -15,15 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 from datetime import datetime, timezone
 
 import dramatiq
 from ulid import ULID
 
+from backend.jobs.grouped import GroupedWrites
 from bench.floor_app import broker, engine  # the floor's pool (10, autocommit) and Redis broker
 
-MAX_GROUP = 64
 QUEUE_NAME = "floor-grouped"
 
 # unnest() of one array per column: one statement text whatever the group's size, so nothing is
@@ -65,62 +64,6 @@ SELECT id FROM moved
 """
 
 
-class _Slot:
-    __slots__ = ("item", "event", "done", "result", "error")
-
-    def __init__(self, item) -> None:
-        self.item, self.event, self.done, self.result, self.error = item, threading.Event(), False, None, None
-
-
-class Grouped:
-    """``run_many(items) -> results`` called once for the items of many threads (flat combining).
-
-    A thread that finds no group running leads: it runs every waiting item (its own first) in one
-    call, hands each waiter its result, and passes the lead to the oldest item that arrived
-    meanwhile. So a lone thread pays nothing extra, and under load a group holds whatever queued up
-    while the previous one ran.
-    """
-
-    def __init__(self, run_many) -> None:
-        self._run_many = run_many
-        self._lock = threading.Lock()
-        self._waiting: list[_Slot] = []
-        self._leading = False
-        self.groups = self.items = 0
-
-    def __call__(self, item):
-        slot = _Slot(item)
-        with self._lock:
-            self._waiting.append(slot)
-            leads = not self._leading
-            self._leading = True
-        if not leads:
-            slot.event.wait()
-        if not slot.done:  # leading: this slot is the oldest waiting, so it is in this group
-            with self._lock:
-                group, self._waiting = self._waiting[:MAX_GROUP], self._waiting[MAX_GROUP:]
-            try:
-                results = self._run_many([s.item for s in group])
-                for s, result in zip(group, results):
-                    s.result = result
-            except Exception as exc:
-                for s in group:
-                    s.error = exc
-            for s in group:
-                s.done = True
-                if s is not slot:
-                    s.event.set()
-            with self._lock:
-                self.groups, self.items = self.groups + 1, self.items + len(group)
-                following = self._waiting[0] if self._waiting else None
-                self._leading = following is not None
-            if following is not None:
-                following.event.set()  # not done: it leads the next group
-        if slot.error is not None:
-            raise slot.error
-        return slot.result
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -147,7 +90,9 @@ def _succeed_many(items: list[tuple]) -> list[bool]:
     return [i[0] in done for i in items]
 
 
-insert_job, claim_job, succeed_job = Grouped(_insert_many), Grouped(_claim_many), Grouped(_succeed_many)
+# The service's own grouping (a writer thread per process), so the floor measures its mechanism.
+insert_job, claim_job, succeed_job = (GroupedWrites(write_many, name=name).write for write_many, name in (
+    (_insert_many, "floor-inserts"), (_claim_many, "floor-claims"), (_succeed_many, "floor-successes")))
 
 
 @dramatiq.actor(actor_name="run_grouped_job", queue_name=QUEUE_NAME, max_retries=0, broker=broker)
@@ -175,7 +120,8 @@ def bare(environ, start_response):
         body = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
         status, answer = "202 Accepted", {"id": submit(body["agent"], body.get("input") or {}), "status": "queued"}
     elif environ.get("PATH_INFO") == "/groups":  # how well the inserts grouped in this process
-        status, answer = "200 OK", {"pid": os.getpid(), "groups": insert_job.groups, "items": insert_job.items}
+        counts = insert_job.__self__
+        status, answer = "200 OK", {"pid": os.getpid(), "groups": counts.groups, "items": counts.items}
     else:
         status, answer = "200 OK", {"status": "ok"}
     payload = json.dumps(answer).encode()

@@ -22,6 +22,7 @@ service and kept alive by heartbeats), so its version only moves when the bench 
     python bench/run.py --tiny     # the smallest configuration that runs every phase (the test)
     python bench/run.py --quick --jobs   # only submits, end to end and raw Dramatiq (job throughput)
     python bench/run.py --submits-alone  # only submits (8 s; 2 s with --quick), no worker: the web's cost per submit
+    python bench/run.py --under-load     # only the poll p99 idle and with 500 jobs running (8 s each), and who used the cores
 """
 from __future__ import annotations
 
@@ -96,6 +97,8 @@ MODES = {
     "tiny": Mode("tiny", 1, (GOAL_CONNECTIONS,), 200, 20, 40),
     # Phase 6 alone, to compare serving models in well under a minute per trial.
     "long-polls": Mode("long-polls", 4, (GOAL_CONNECTIONS,), 0, 0, 1000),
+    # The poll p99 idle and under 500 running jobs alone, measured as the full bench measures it.
+    "under-load": Mode("under-load", 8, (GOAL_CONNECTIONS,), 0, 500, 0),
     # The poll goals alone (the ceiling, 200 and 304 polls at 32 connections, and the batch).
     "polls": Mode("polls", 4, (GOAL_CONNECTIONS,), 0, 0, 0),
 }
@@ -385,8 +388,14 @@ class Bench:
         # Prefetch no more than the threads, or a process would hold queued jobs it cannot start.
         fleet = self.start_workers("fleet", "backend.worker", threads=threads,
                                    extra_env={"dramatiq_queue_prefetch": str(threads)})
+        # Where the two cores go during each measurement: the load the running jobs add is the
+        # fleet's and PostgreSQL's share, and the polls' p99 moves with it.
+        meter = CpuMeter({"web": lambda: group_pids(self.api.popen.pid), "fleet": lambda: group_pids(fleet.popen.pid),
+                          "postgresql": self._database_backends, "bench": lambda: [os.getpid()]})
+        meter.start()
         idle = run_wrk(self.poll_url, connections=GOAL_CONNECTIONS, duration_s=self.mode.duration_s,
                        auth=self.poll_auth)
+        idle_cpu_s = meter.stop()
         auth = self.key("bench-load")
         # Each job runs 40 s and writes progress every 4 s: N / 4 progress writes per second.
         job = {"agent": "echo", "input": {"steps": 10, "delay_ms": 4000}}
@@ -396,8 +405,10 @@ class Bench:
         if refused:
             raise RuntimeError(f"{len(refused)} of {n} submits were refused: {sorted(set(refused))}")
         running_before = self._wait_running("bench-load", n, timeout_s=30)
+        meter.start()
         loaded = run_wrk(self.poll_url, connections=GOAL_CONNECTIONS, duration_s=self.mode.duration_s,
                          auth=self.poll_auth)
+        loaded_cpu_s = meter.stop()
         running_after = self._count("bench-load", "running")
         # Killed, not drained: no worker runs after this phase, so nothing sweeps the jobs it leaves
         # running, and the next phase starts without waiting for 500 cancellations.
@@ -408,9 +419,13 @@ class Bench:
             "progress_writes_per_s": round(n / 4, 1),
             "worker": f"dramatiq backend.worker -p {WORKER_PROCESSES} -t {threads}",
             "idle": idle.as_dict(), "loaded": loaded.as_dict(),
+            # Cores used on average by each process group while each measurement ran.
+            "cores_used": {"idle": _cores(idle_cpu_s, idle.duration_s), "loaded": _cores(loaded_cpu_s, loaded.duration_s)},
         }
-        _progress(f"poll p99 idle {idle.p99_ms:.1f} ms, with {running_before}..{running_after} jobs running "
-                  f"{loaded.p99_ms:.1f} ms")
+        _progress(f"poll idle {idle.rps:,.0f} req/s, p50/p90/p99 {idle.p50_ms:.1f}/{idle.p90_ms:.1f}/{idle.p99_ms:.1f} ms; "
+                  f"with {running_before}..{running_after} jobs running {loaded.rps:,.0f} req/s, "
+                  f"{loaded.p50_ms:.1f}/{loaded.p90_ms:.1f}/{loaded.p99_ms:.1f} ms; cores used idle {self.results['under_load']['cores_used']['idle']}, "
+                  f"loaded {self.results['under_load']['cores_used']['loaded']}")
 
     def parked_long_polls(self) -> None:
         """N long polls parked at once: ordinary polls meanwhile, then the latency of each change,
@@ -611,6 +626,11 @@ def _wait_parked_by_client(client: subprocess.Popen) -> None:
         raise RuntimeError(f"the long-poll client did not park its polls: {parked_line!r}")
 
 
+def _cores(used_s: dict[str, float], duration_s: float) -> dict[str, float]:
+    """CPU seconds per process group over a measurement of ``duration_s``: cores used on average."""
+    return {name: round(seconds / duration_s, 2) for name, seconds in used_s.items()} if duration_s else {}
+
+
 def _percentiles(values: list[float]) -> dict:
     if not values:
         return {}
@@ -790,11 +810,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="only 1,000 parked long polls and the idle poll p99 (4 s per measurement)")
     parser.add_argument("--submits-alone", action="store_true",
                         help="only submits at 16 connections, no worker running: the web's CPU per submit")
+    parser.add_argument("--under-load", action="store_true",
+                        help="only the poll p99 idle and with 500 jobs running, and the cores each part used")
     parser.add_argument("--polls", action="store_true",
                         help="only the poll goals: ceiling, 200 and 304 polls at 32 connections, batch")
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
-    mode = MODES["polls" if args.polls else "long-polls" if args.long_polls else "tiny" if args.tiny else "quick" if args.quick else "full"]
+    mode = MODES["polls" if args.polls else "under-load" if args.under_load else "long-polls" if args.long_polls else "tiny" if args.tiny else "quick" if args.quick else "full"]
 
     started = time.monotonic()
     results: dict = {
@@ -825,6 +847,8 @@ def main(argv: list[str] | None = None) -> int:
                     phases = (bench.prepare, bench.parked_long_polls)
                 if args.polls:
                     phases = (bench.prepare, bench.sweep, bench.batch)
+                if args.under_load:
+                    phases = (bench.prepare, bench.polls_under_load)
                 if args.submits_alone:
                     phases = (bench.submits_alone,)
                 for phase in phases:
@@ -843,7 +867,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs:
         print_jobs(results)
         return 0
-    if args.polls or args.submits_alone:  # the figures are the progress lines above; nothing is written
+    if args.polls or args.submits_alone or args.under_load:  # the figures are the progress lines above; nothing is written
         print(f"{results['wall_s']} s; load average after {results['machine']['loadavg_after']}")
         return 0
     if args.long_polls:

@@ -286,6 +286,11 @@ class RedisSnapshots:
         """Store the snapshot of a change that just committed, and signal the change."""
         self._store([snapshot], signal=signal)
 
+    def committed_many(self, snapshots: list[StatusSnapshot]) -> None:
+        """``committed`` for the changes of one grouped write: one round trip for all of them."""
+        if snapshots:
+            self._store(snapshots, signal=True)
+
     def refill(self, snapshots: Iterable[StatusSnapshot]) -> None:
         """Store snapshots read from the database after a miss (no signal: nothing changed)."""
         snapshots = list(snapshots)
@@ -365,6 +370,11 @@ class InProcessSnapshots:
     def committed(self, snapshot: StatusSnapshot, *, signal: bool = True) -> None:
         self._store([snapshot])
         if signal:
+            self._notifier.publish(snapshot.id)
+
+    def committed_many(self, snapshots: list[StatusSnapshot]) -> None:
+        self._store(snapshots)
+        for snapshot in snapshots:
             self._notifier.publish(snapshot.id)
 
     def refill(self, snapshots: Iterable[StatusSnapshot]) -> None:

@@ -11,6 +11,7 @@ from backend.api.jobs import accepted_headers
 from backend.api.schemas import JobSchema
 from backend.jobs import queries
 from backend.jobs.snapshots import KEY_PREFIX
+from backend.jobs.transitions import AttemptSuperseded
 
 pytestmark = pytest.mark.integration
 
@@ -127,3 +128,120 @@ def test_threads_that_find_an_agents_history_stale_read_it_once(app):
 
     assert answers == [None] * threads  # no echo job has succeeded yet
     assert len(reads) == 1
+
+
+class TestProgressWritesOfManyJobs:
+    """A worker's running jobs report progress in waves; a wave goes to PostgreSQL as one statement."""
+
+    def _running(self, app, n: int) -> list:
+        service = app.extensions["job_service"]
+        with app.app_context():
+            jobs = [service.submit("alice", "echo", {}, None)[0] for _ in range(n)]
+            return [service.attempts.claim(job.id) for job in jobs]
+
+    def _hold_first_group(self, attempts):
+        """Holds the writer's first group until released, so the writes after it queue up as one."""
+        from threading import Event
+
+        writes, send = attempts._progress_writes, attempts._progress_writes._write_many
+        started, release = Event(), Event()
+
+        def held(items):
+            if not started.is_set():
+                started.set()
+                assert release.wait(10)
+            return send(items)
+
+        writes._write_many = held
+        return started, release
+
+    def _report(self, app, claims_and_percents):
+        from concurrent.futures import ThreadPoolExecutor
+
+        attempts = app.extensions["job_service"].attempts
+
+        def report(claim_and_percent):
+            claim, percent = claim_and_percent
+            with app.app_context():
+                try:
+                    return attempts.record_progress(claim, percent, "work", f"at {percent}")
+                except AttemptSuperseded as exc:
+                    return exc
+
+        pool = ThreadPoolExecutor(len(claims_and_percents))
+        return pool, [pool.submit(report, item) for item in claims_and_percents]
+
+    def _updates(self, app) -> list[str]:
+        from sqlalchemy import event
+
+        from backend.extensions import db
+
+        seen: list[str] = []
+
+        def before(conn, cursor, statement, parameters, context, executemany):
+            if "UPDATE jobs SET progress_percent" in statement:
+                seen.append(statement)
+
+        with app.app_context():
+            event.listen(db.engine, "before_cursor_execute", before)
+        return seen
+
+    def test_writes_that_queue_behind_a_group_are_one_statement_and_each_job_gets_its_own_row(self, app, config):
+        from backend.extensions import db
+        from backend.models import Job, JobEvent
+
+        claims = self._running(app, 9)
+        attempts = app.extensions["job_service"].attempts
+        started, release = self._hold_first_group(attempts)
+        updates = self._updates(app)
+        first_pool, first = self._report(app, [(claims[0], 5.0)])
+        assert started.wait(10)
+        pool, rest = self._report(app, [(claim, 10.0 + n) for n, claim in enumerate(claims[1:])])
+        deadline = time.monotonic() + 10
+        while len(attempts._progress_writes._waiting) < 8 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        release.set()
+
+        assert [future.result(10) for future in first + rest] == [False] * 9  # no cancel requested
+        assert len(updates) == 2  # the held group of one, then the other eight together
+        with app.app_context():
+            for n, claim in enumerate(claims):
+                job = db.session.get(Job, claim.job_id)
+                percent = 5.0 if n == 0 else 10.0 + n - 1
+                assert (job.progress_percent, job.progress_message, job.version) == (percent, f"at {percent}", 3)
+                events = db.session.query(JobEvent).filter_by(job_id=claim.job_id).order_by(JobEvent.seq).all()
+                assert [(e.seq, e.status, e.percent, e.message) for e in events][-1] == (
+                    3, "running", percent, f"at {percent}")
+        stored = redis.Redis.from_url(config.redis_url)
+        assert {stored.hget(KEY_PREFIX + claim.job_id, "v") for claim in claims} == {b"3"}
+        first_pool.shutdown()
+        pool.shutdown()
+
+    def test_in_one_group_a_superseded_attempt_is_refused_and_a_cancel_request_is_seen_by_its_own_job(self, app):
+        from backend.extensions import db
+        from backend.models import Job
+
+        service = app.extensions["job_service"]
+        finished, cancelled, plain = self._running(app, 3)
+        with app.app_context():
+            assert service.attempts.succeed(finished, {"done": True})
+            service.cancel("alice", cancelled.job_id)
+        started, release = self._hold_first_group(service.attempts)
+        holder_pool, holder = self._report(app, [(plain, 1.0)])
+        assert started.wait(10)
+        pool, answers = self._report(app, [(finished, 50.0), (cancelled, 50.0), (plain, 50.0)])
+        deadline = time.monotonic() + 10
+        while len(service.attempts._progress_writes._waiting) < 3 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        release.set()
+
+        late, asked_to_stop, going_on = (future.result(10) for future in answers)
+        assert isinstance(late, AttemptSuperseded)
+        assert asked_to_stop is True
+        assert going_on is False
+        assert holder[0].result(10) is False
+        with app.app_context():
+            job = db.session.get(Job, finished.job_id)
+            assert (job.status, job.progress_percent) == ("succeeded", 100.0)  # not moved back
+        holder_pool.shutdown()
+        pool.shutdown()
