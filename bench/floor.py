@@ -8,7 +8,11 @@ as ``bench/run.py --jobs`` measures the service: the same gunicorn config, wrk a
 ``dramatiq -p 2 -t 8``, end to end from the database, CPU per job per process group, and raw
 Dramatiq no-op in the same run, so the figures and ratios compare with the service's directly.
 
-    flock /tmp/bench.lock .venv/bin/python bench/floor.py     # about 35 s once it holds the lock
+Two more servers run beside it: the grouped floor (``bench/floor_grouped.py``: the same writes,
+grouped across a process's threads) and the unpersisted bound (a submit that stores nothing and
+sends a no-op), which no persisted design can pass.
+
+    flock /tmp/bench.lock .venv/bin/python bench/floor.py     # about 60 s once it holds the lock
 
 Throwaway PostgreSQL database (created, migrated, dropped as bench/run.py does) and Redis db 8
 (``FLOOR_REDIS_URL``), emptied first. Writes bench/results/floor.json.

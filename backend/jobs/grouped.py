@@ -2,10 +2,11 @@
 
 A worker process runs many jobs at once, and their progress writes come in waves: jobs started
 together report together. Each write alone costs a connection checkout and its pre-ping, a round
-trip, and PostgreSQL's per-statement work; measured on the job tables, 16 rows in one statement cost
-PostgreSQL a sixth of what 16 statements cost, and the client an eighth (bench/floor.py, the
-grouped floor; docs/performance.md). So a write that can wait a moment is handed to this process's
-writer thread, which sends everything waiting as one group and hands each caller its own result.
+trip, and PostgreSQL's per-statement work; measured on the job tables, 16 jobs' writes in one
+statement cost PostgreSQL about a sixth of what 16 statements cost, and the client about a tenth
+(bench/grouped_sql.py; docs/performance.md, "Grouped writes"). So a write that can wait a moment
+is handed to this process's writer thread, which sends everything waiting as one group and hands
+each caller its own result.
 
 The writer is a thread of its own rather than one of the callers: Dramatiq interrupts a job's thread
 when its time limit strikes, and a group must never be cut off halfway for the other callers in it.
@@ -13,15 +14,11 @@ A caller interrupted while it waits simply leaves; its write still happens, fenc
 """
 from __future__ import annotations
 
-import logging
 import threading
 from contextlib import nullcontext
 from typing import Any, Callable, Sequence
 
 from flask import current_app, has_app_context
-
-log = logging.getLogger(__name__)
-
 
 class _Waiting:
     __slots__ = ("item", "done", "result", "error")
@@ -36,10 +33,10 @@ class _Waiting:
 class GroupedWrites:
     """``write(item)`` from any thread of the app returns ``write_many(items)[i]`` for its own item.
 
-    ``write_many`` runs on the writer thread, in an app context of the caller's app (if it had one), with
-    every item waiting at that moment (at most ``max_group``): a lone write is a group of one, and
-    under load a group holds whatever arrived while the previous one was sent. If it raises, every
-    caller in the group gets that exception.
+    ``write_many`` runs on the writer thread, in an app context of the caller's app (if it had one),
+    with every item waiting at that moment (at most ``max_group``): a lone write is a group of one,
+    and under load a group holds whatever arrived while the previous one was sent. If it raises,
+    every caller in the group gets that exception.
     """
 
     def __init__(self, write_many: Callable[[list], Sequence], *, name: str, max_group: int = 64,

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import ClauseElement, Float, Integer, String, bindparam, case, cast, func, literal, select, tuple_, update
+from sqlalchemy import (ClauseElement, Float, Integer, String, bindparam, case, cast, func, literal, select, tuple_,
+                        update)
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from .. import job_metrics
@@ -218,6 +219,8 @@ class Transitions:
             "estimated_completion_at": self.estimator.estimate(claim.agent, claim.started_at, now, percent),
         }
         if on_postgresql() and not in_transaction():
+            # Sent with the other running jobs' writes waiting now; its heartbeat and update time
+            # are the group's, taken when it is sent.
             row = self._progress_writes.write((claim, values))
         else:
             row = self.write(claim.job_id, to=None, attempt=claim.attempt, values=values, now=now)

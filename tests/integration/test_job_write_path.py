@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 import pytest
 import redis
@@ -245,3 +246,27 @@ class TestProgressWritesOfManyJobs:
             assert (job.status, job.progress_percent) == ("succeeded", 100.0)  # not moved back
         holder_pool.shutdown()
         pool.shutdown()
+
+    def test_a_grouped_write_finds_its_jobs_through_an_index_on_a_large_table(self, app):
+        from sqlalchemy import text
+
+        from backend.extensions import db
+        from backend.jobs.transitions import _PROGRESS_OF_MANY
+        from tests.integration.test_retention import add_finished_jobs
+
+        claims = self._running(app, 3)
+        with app.app_context():
+            add_finished_jobs(20_000, age_days=1)
+            db.session.execute(text("ANALYZE jobs"))
+            db.session.commit()
+            compiled = _PROGRESS_OF_MANY.compile(dialect=db.engine.dialect)
+            params = compiled.construct_params({
+                "item_ids": [c.job_id for c in claims], "item_attempts": [1, 1, 1], "item_percents": [1.0] * 3,
+                "item_stages": ["s"] * 3, "item_messages": [None] * 3, "item_estimates": [None] * 3,
+                "now": datetime.now(timezone.utc)})
+            with db.engine.connect() as connection:
+                plan = "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {compiled}", params))
+                connection.rollback()
+
+        assert "Seq Scan on jobs" not in plan, plan
+        assert "Index Scan" in plan, plan
