@@ -233,13 +233,22 @@ class Bench:
                                           auth=self.poll_auth, track_etag=True, etag=self._poll_etag()),
         }
         table: dict[str, dict[int, WrkResult]] = {kind: {} for kind in kinds}
+        # The server's own CPU per answer: what an answer costs the server, apart from wrk and the
+        # kernel's loopback, which share the cores and so move req/s too.
+        cpu_us: dict[str, dict[int, float | None]] = {kind: {} for kind in kinds}
         for connections in self.mode.concurrency:
             for kind, measure in kinds.items():
-                table[kind][connections] = measure(connections)
-                _progress(f"{kind} c{connections}: {table[kind][connections].rps:,.0f} req/s, "
-                          f"p99 {table[kind][connections].p99_ms:.1f} ms")
+                server = self.ceiling if kind == "ceiling" else self.api
+                meter = CpuMeter({"server": lambda: group_pids(server.popen.pid)})
+                meter.start()
+                result = table[kind][connections] = measure(connections)
+                used_s = meter.stop()["server"]
+                cpu_us[kind][connections] = round(used_s * 1e6 / result.requests, 1) if result.requests else None
+                _progress(f"{kind} c{connections}: {result.rps:,.0f} req/s, p99 {result.p99_ms:.1f} ms, "
+                          f"server CPU {cpu_us[kind][connections]} us per answer")
         self.sweep_table = table
-        self.results["sweep"] = {kind: {str(c): r.as_dict() for c, r in by_c.items()} for kind, by_c in table.items()}
+        self.results["sweep"] = {kind: {str(c): dict(r.as_dict(), server_cpu_us_per_answer=cpu_us[kind][c])
+                                        for c, r in by_c.items()} for kind, by_c in table.items()}
 
     def _poll_etag(self) -> str:
         import urllib.request
@@ -688,6 +697,10 @@ def goals(results: dict) -> list[dict]:
         ("status poll 304, req/s (c32)", poll304["rps"], ceiling["rps"], ">= 0.7x ceiling", 0.7, "min"),
         # "Clearly cheaper" read as at least a fifth more answers per second than the 200.
         ("304 vs 200 req/s", poll304["rps"], poll200["rps"], ">= 1.2x (clearly cheaper)", 1.2, "min"),
+        ("web CPU us per 200 answer (c32)", poll200["server_cpu_us_per_answer"], ceiling["server_cpu_us_per_answer"],
+         "(vs the ceiling's)", None, "info"),
+        ("web CPU us per 304 answer (c32)", poll304["server_cpu_us_per_answer"], poll200["server_cpu_us_per_answer"],
+         "(vs the 200's)", None, "info"),
         ("batch of 100, statuses/s, all changed (c32)", results["batch"]["all_changed"]["statuses_per_s"], None,
          ">= 50,000", 50_000, "abs"),
         ("batch of 100, statuses/s, all unchanged (c32)", results["batch"]["all_unchanged"]["statuses_per_s"], None,
