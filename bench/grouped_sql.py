@@ -1,9 +1,10 @@
 """What grouping saves PostgreSQL: the three writes of a job, one job per statement against many.
 
-The statements the floor sends (a row and its accepted event; a claim and a success, each with its
-history event), on the migrated tables, sent by psycopg in autocommit from one connection: first one
-job per statement, then groups of 16 and of 64 jobs per statement (``unnest`` of one array per
-column, as ``backend/jobs/transitions.py`` groups progress writes). Prints the PostgreSQL backend's
+The grouped floor's statements (``bench/grouped_statements.py``: a row and its accepted event; a
+claim and a success, each with its history event), on the migrated tables, sent by psycopg in
+autocommit from one connection: first one job per statement, then groups of 16 and of 64 jobs per
+statement (``unnest`` of one array per column, as ``backend/jobs/transitions.py`` groups progress
+writes). Prints the PostgreSQL backend's
 CPU and this client's CPU per job, twice over to show the spread.
 
     flock /tmp/bench.lock .venv/bin/python bench/grouped_sql.py    # about 20 s
@@ -23,45 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.cpu import cpu_s  # noqa: E402
+from bench.grouped_statements import CLAIM, SUBMIT, SUCCEED  # noqa: E402
 from bench.run import _migrate, throwaway_database  # noqa: E402
 
 JOBS = 4000
 GROUPS = (1, 16, 64)
-
-INSERT = """
-WITH job_row AS (
-  INSERT INTO jobs (id, owner, agent, input, request_hash, status, progress_percent, attempts, handed_back,
-                    version, created_at, updated_at, enqueued_at, message_id)
-  SELECT id, 'bench', 'echo', input, 'hash', 'queued', 0.0, 0, 0, 1, %(now)s, %(now)s, %(now)s, 'message'
-  FROM unnest(%(ids)s::text[], %(inputs)s::text[]::json[]) AS u(id, input)
-  RETURNING id)
-INSERT INTO job_events (job_id, seq, at, status, percent, stage, message)
-SELECT id, 1, %(now)s, 'queued', 0.0, NULL, 'Job accepted' FROM job_row
-"""
-CLAIM = """
-WITH moved AS (
-  UPDATE jobs SET status = 'running', attempts = attempts + 1, version = version + 1, started_at = %(now)s,
-                  heartbeat_at = %(now)s, updated_at = %(now)s, progress_stage = 'starting'
-  WHERE id = ANY(%(ids)s::text[]) AND status = 'queued'
-  RETURNING id, version, status, attempts, progress_percent, progress_stage),
-event AS (
-  INSERT INTO job_events (job_id, seq, at, status, percent, stage, message)
-  SELECT id, version, %(now)s, status, progress_percent, progress_stage, 'Attempt ' || attempts || ' started'
-  FROM moved)
-SELECT id, attempts FROM moved
-"""
-SUCCEED = """
-WITH moved AS (
-  UPDATE jobs SET status = 'succeeded', result = '{"steps": 0}', version = version + 1, finished_at = %(now)s,
-                  updated_at = %(now)s, progress_percent = 100.0, progress_stage = 'done'
-  WHERE id = ANY(%(ids)s::text[]) AND status = 'running' AND attempts = 1
-  RETURNING id, version, status, progress_percent, progress_stage),
-event AS (
-  INSERT INTO job_events (job_id, seq, at, status, percent, stage, message)
-  SELECT id, version, %(now)s, status, progress_percent, progress_stage, 'Succeeded' FROM moved)
-SELECT id FROM moved
-"""
-
 
 def measure(database_url: str, group: int) -> dict:
     with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
@@ -70,11 +37,14 @@ def measure(database_url: str, group: int) -> dict:
         groups = [ids[i:i + group] for i in range(0, JOBS, group)]
         backend_before, client_before = cpu_s([backend])[backend], time.process_time()
         for chunk in groups:
-            conn.execute(INSERT, {"now": datetime.now(timezone.utc), "ids": chunk,
-                                  "inputs": [json.dumps({"steps": 0})] * len(chunk)})
-        for statement in (CLAIM, SUCCEED):
-            for chunk in groups:
-                conn.execute(statement, {"now": datetime.now(timezone.utc), "ids": chunk}).fetchall()
+            conn.execute(SUBMIT, {"now": datetime.now(timezone.utc), "ids": chunk, "agents": ["echo"] * len(chunk),
+                                  "inputs": [json.dumps({"steps": 0})] * len(chunk), "hashes": ["hash"] * len(chunk),
+                                  "message_ids": ["message"] * len(chunk)})
+        for chunk in groups:
+            conn.execute(CLAIM, {"now": datetime.now(timezone.utc), "ids": chunk}).fetchall()
+        for chunk in groups:
+            conn.execute(SUCCEED, {"now": datetime.now(timezone.utc), "ids": chunk, "attempts": [1] * len(chunk),
+                                   "results": [json.dumps({"steps": 0})] * len(chunk)}).fetchall()
         backend_s = cpu_s([backend])[backend] - backend_before
         client_s = time.process_time() - client_before
     return {"jobs_per_statement": group, "postgresql_ms_per_job": round(backend_s * 1000 / JOBS, 3),

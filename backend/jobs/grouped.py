@@ -3,8 +3,8 @@
 A worker process runs many jobs at once, and their progress writes come in waves: jobs started
 together report together. Each write alone costs a connection checkout and its pre-ping, a round
 trip, and PostgreSQL's per-statement work; measured on the job tables, 16 jobs' writes in one
-statement cost PostgreSQL about a sixth of what 16 statements cost, and the client about a tenth
-(bench/grouped_sql.py; docs/performance.md, "Grouped writes"). So a write that can wait a moment
+statement cost PostgreSQL a third to a sixth of what 16 statements cost, and the client about an
+eighth (bench/grouped_sql.py; docs/performance.md, "Grouped writes"). So a write that can wait a moment
 is handed to this process's writer thread, which sends everything waiting as one group and hands
 each caller its own result.
 

@@ -43,24 +43,28 @@ def _in_threads(app: Flask, grouped: GroupedWrites, items: list) -> tuple[dict, 
     return answers, threads
 
 
-def _wait_for_waiting(grouped: GroupedWrites, n: int) -> None:
+def _behind_a_held_group(app: Flask, grouped: GroupedWrites, writer: HeldWriter, first,
+                         rest: list) -> tuple[dict, dict]:
+    """``first`` written and held by the writer; then ``rest`` queued behind it; then all released.
+    Returns what each caller got, the first's and the rest's."""
+    first_answer, first_threads = _in_threads(app, grouped, [first])
+    assert writer.first_group_started.wait(5)
+    answers, threads = _in_threads(app, grouped, rest)
     deadline = time.monotonic() + 5
-    while len(grouped._waiting) < n:
-        assert time.monotonic() < deadline, f"{len(grouped._waiting)} of {n} writes queued"
+    while len(grouped._waiting) < len(rest):
+        assert time.monotonic() < deadline, f"{len(grouped._waiting)} of {len(rest)} writes queued"
         time.sleep(0.005)
+    writer.release.set()
+    for thread in first_threads + threads:
+        thread.join(5)
+    return first_answer, answers
 
 
 def test_writes_that_arrive_while_a_group_is_sent_go_out_together_each_with_its_own_answer():
     app, writer = Flask(__name__), HeldWriter()
     grouped = GroupedWrites(writer, name="test-writes")
-    first, first_threads = _in_threads(app, grouped, [1])
-    assert writer.first_group_started.wait(5)
 
-    rest, threads = _in_threads(app, grouped, list(range(2, 10)))
-    _wait_for_waiting(grouped, 8)
-    writer.release.set()
-    for thread in first_threads + threads:
-        thread.join(5)
+    first, rest = _behind_a_held_group(app, grouped, writer, 1, list(range(2, 10)))
 
     assert [sorted(group) for group in writer.groups] == [[1], list(range(2, 10))]
     assert first | rest == {item: item * 10 for item in range(1, 10)}
@@ -88,13 +92,8 @@ def test_a_failed_group_raises_in_every_caller_of_that_group_and_the_next_group_
 
     writer = HeldWriter(answer)
     grouped = GroupedWrites(writer, name="test-writes")
-    _, first_threads = _in_threads(app, grouped, [1])
-    assert writer.first_group_started.wait(5)
-    failed, threads = _in_threads(app, grouped, [2, 3, 4])
-    _wait_for_waiting(grouped, 3)
-    writer.release.set()
-    for thread in first_threads + threads:
-        thread.join(5)
+
+    _, failed = _behind_a_held_group(app, grouped, writer, 1, [2, 3, 4])
 
     assert all(isinstance(failed[item], ConnectionError) for item in (2, 3, 4))
     with app.app_context():
@@ -127,13 +126,8 @@ def test_the_writer_runs_in_the_callers_app_context():
 def test_no_group_is_larger_than_max_group(max_group):
     app, writer = Flask(__name__), HeldWriter()
     grouped = GroupedWrites(writer, name="test-writes", max_group=max_group)
-    _, first_threads = _in_threads(app, grouped, [0])
-    assert writer.first_group_started.wait(5)
-    answers, threads = _in_threads(app, grouped, list(range(1, 8)))
-    _wait_for_waiting(grouped, 7)
-    writer.release.set()
-    for thread in first_threads + threads:
-        thread.join(5)
+
+    _, answers = _behind_a_held_group(app, grouped, writer, 0, list(range(1, 8)))
 
     assert max(len(group) for group in writer.groups) == max_group
     assert answers == {item: item * 10 for item in range(1, 8)}
