@@ -429,12 +429,14 @@ class Bench:
             "worker": f"dramatiq backend.worker -p {WORKER_PROCESSES} -t {threads}",
             "idle": idle.as_dict(), "loaded": loaded.as_dict(),
             # Cores used on average by each process group while each measurement ran.
-            "cores_used": {"idle": _cores(idle_cpu_s, idle.duration_s), "loaded": _cores(loaded_cpu_s, loaded.duration_s)},
+            "cores_used": {"idle": _cores(idle_cpu_s, idle.duration_s),
+                           "loaded": _cores(loaded_cpu_s, loaded.duration_s)},
         }
+        cores = self.results["under_load"]["cores_used"]
         _progress(f"poll idle {idle.rps:,.0f} req/s, p50/p90/p99 {idle.p50_ms:.1f}/{idle.p90_ms:.1f}/{idle.p99_ms:.1f} ms; "
                   f"with {running_before}..{running_after} jobs running {loaded.rps:,.0f} req/s, "
-                  f"{loaded.p50_ms:.1f}/{loaded.p90_ms:.1f}/{loaded.p99_ms:.1f} ms; cores used idle {self.results['under_load']['cores_used']['idle']}, "
-                  f"loaded {self.results['under_load']['cores_used']['loaded']}")
+                  f"{loaded.p50_ms:.1f}/{loaded.p90_ms:.1f}/{loaded.p99_ms:.1f} ms; "
+                  f"cores used idle {cores['idle']}, loaded {cores['loaded']}")
 
     def parked_long_polls(self) -> None:
         """N long polls parked at once: ordinary polls meanwhile, then the latency of each change,
@@ -880,7 +882,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs:
         print_jobs(results)
         return 0
-    if args.polls or args.submits_alone or args.under_load:  # the figures are the progress lines above; nothing is written
+    if args.polls or args.submits_alone or args.under_load:  # the figures are the progress lines; nothing is written
         print(f"{results['wall_s']} s; load average after {results['machine']['loadavg_after']}")
         return 0
     if args.long_polls:
