@@ -16,6 +16,41 @@ from ..extensions import db
 from ..models import Job, JobEvent, UTCDateTime
 
 
+# What a write returns: what the worker's moves need, and the job's whole status document, so the
+# status snapshot of the change is written without reading the row again.
+RETURNED = (
+    Job.id,
+    Job.owner,
+    Job.version,
+    Job.status,
+    Job.attempts,
+    Job.handed_back,
+    Job.agent,
+    Job.input,
+    Job.progress_percent,
+    Job.progress_stage,
+    Job.progress_message,
+    Job.cancel_requested_at,
+    Job.created_at,
+    Job.started_at,
+    Job.finished_at,
+    Job.updated_at,
+    Job.estimated_completion_at,
+    Job.error_code,
+    Job.error_message,
+    Job.error_retryable,
+)
+# What the history event of a write is made of, returned whatever ``RETURNED`` holds.
+EVENT_SOURCE = (Job.id, Job.version, Job.status, Job.progress_percent, Job.progress_stage)
+
+
+def returned_with_event(event_message) -> list:
+    """What a job write returns: ``RETURNED``, the rest of ``EVENT_SOURCE``, and the history event's
+    message (a SQL expression over the changed row) as ``event_message``."""
+    keys = {column.key for column in RETURNED}
+    return [*RETURNED, *(c for c in EVENT_SOURCE if c.key not in keys), event_message.label("event_message")]
+
+
 def on_postgresql() -> bool:
     return db.engine.dialect.name == "postgresql"
 

@@ -14,14 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import (ClauseElement, Float, Integer, String, bindparam, case, cast, func, literal, select, tuple_,
-                        update)
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import ClauseElement, String, bindparam, case, cast, literal, select, tuple_, update
 
 from .. import job_metrics
 from ..extensions import db
 from ..models import Job, UTCDateTime, utcnow
-from .grouped import GroupedWrites
+from .progress_writes import ProgressWrites
 from .snapshots import StatusSnapshot
 from .statements import (
     autocommit_next_statement,
@@ -31,35 +29,10 @@ from .statements import (
     execute_alone,
     in_transaction,
     on_postgresql,
+    returned_with_event,
 )
 from .status import TERMINAL, JobStatus, sources_of
 
-# What a write returns: what the worker's moves need, and the job's whole status document, so the
-# status snapshot of the change is written without reading the row again.
-_RETURNED = (
-    Job.id,
-    Job.owner,
-    Job.version,
-    Job.status,
-    Job.attempts,
-    Job.handed_back,
-    Job.agent,
-    Job.input,
-    Job.progress_percent,
-    Job.progress_stage,
-    Job.progress_message,
-    Job.cancel_requested_at,
-    Job.created_at,
-    Job.started_at,
-    Job.finished_at,
-    Job.updated_at,
-    Job.estimated_completion_at,
-    Job.error_code,
-    Job.error_message,
-    Job.error_retryable,
-)
-# What the history event of a write is made of, returned whatever ``_RETURNED`` holds.
-_EVENT_SOURCE = (Job.id, Job.version, Job.status, Job.progress_percent, Job.progress_stage)
 # What the claim's metrics need from before the claim: since when the job waited, and whether the
 # sweep requeued it from a lost worker (then heartbeat_at is that worker's last beat).
 _BEFORE_CLAIM = (Job.updated_at, Job.next_attempt_at, Job.error_code, Job.heartbeat_at)
@@ -71,33 +44,6 @@ _ONE_MORE_HANDED_BACK = Job.handed_back + 1
 _NO_CANCEL_REQUEST = Job.cancel_requested_at.is_(None)
 # Writes come in a handful of shapes; past this many something builds its expressions per call.
 _MAX_STATEMENT_SHAPES = 256
-
-def _progress_of_many():
-    """Progress writes of many attempts in one statement (PostgreSQL): one row of arrays per write,
-    each fenced as ``attempt_owns_job`` fences it, each with its history event, as ``write`` makes
-    them one at a time (no status move; the event's message is the progress message). The arrays'
-    names are not the table's: an UPDATE's parameter named like a column (``attempts``) sets it."""
-    item = func.unnest(
-        bindparam("item_ids", type_=ARRAY(String)), bindparam("item_attempts", type_=ARRAY(Integer)),
-        bindparam("item_percents", type_=ARRAY(Float)), bindparam("item_stages", type_=ARRAY(String)),
-        bindparam("item_messages", type_=ARRAY(String)), bindparam("item_estimates", type_=ARRAY(UTCDateTime())),
-    ).table_valued("id", "attempt", "percent", "stage", "message", "estimate").render_derived(name="item")
-    now = bindparam("now", type_=UTCDateTime())
-    change = (
-        update(Job)
-        .where(Job.id == item.c.id, Job.status == JobStatus.RUNNING.value, Job.attempts == item.c.attempt)
-        .values(progress_percent=item.c.percent, progress_stage=item.c.stage, progress_message=item.c.message,
-                estimated_completion_at=item.c.estimate, heartbeat_at=now, version=Job.version + 1, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    returned_keys = {column.key for column in _RETURNED}
-    returned = [*_RETURNED, *(c for c in _EVENT_SOURCE if c.key not in returned_keys),
-                Job.progress_message.label("event_message")]
-    return change_with_event_postgresql(change, returned, [])
-
-
-_PROGRESS_OF_MANY = _progress_of_many()
-
 
 def _attempt_started(job) -> Any:
     """The claim's event message, in SQL: the attempt number is only known once the row changed."""
@@ -147,7 +93,7 @@ class Transitions:
         self._statements: dict[tuple, tuple] = {}
         # The jobs a worker runs report progress in waves (started together, they report together):
         # on PostgreSQL their writes go out grouped, one statement per wave (grouped.py).
-        self._progress_writes = GroupedWrites(self._record_progress_of_many, name="job-progress-writes")
+        self._progress_writes = ProgressWrites(snapshots)
         # The claim's completion estimate, per agent in SQL (``CASE agent``): the claim learns which
         # agent the job is for in the very statement that starts it.
         self._agent_names = sorted(messages.agents)
@@ -227,23 +173,6 @@ class Transitions:
         if row is None:
             raise AttemptSuperseded()
         return row.cancel_requested_at is not None
-
-    def _record_progress_of_many(self, writes: list[tuple[Claim, dict[str, Any]]]) -> list[Any]:
-        """``record_progress``'s writes as one statement: each one's changed row, or None where its
-        attempt no longer owns the job. Committed (autocommit) before the snapshots are stored."""
-        params = {
-            "item_ids": [claim.job_id for claim, _ in writes], "item_attempts": [claim.attempt for claim, _ in writes],
-            "item_percents": [values["progress_percent"] for _, values in writes],
-            "item_stages": [values["progress_stage"] for _, values in writes],
-            "item_messages": [values["progress_message"] for _, values in writes],
-            "item_estimates": [values["estimated_completion_at"] for _, values in writes],
-            "now": utcnow(),  # when the group is sent: heartbeat, update and event times
-        }
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            rows = {row.id: row for row in connection.execute(_PROGRESS_OF_MANY, params)}
-        # After the commit, never before: a snapshot or a wake-up must not show an uncommitted change.
-        self.snapshots.committed_many([StatusSnapshot.of(row) for row in rows.values()])
-        return [rows.get(claim.job_id) for claim, _ in writes]
 
     def cancel_requested(self, claim: Claim) -> bool:
         """Whether the job was asked to stop; raises AttemptSuperseded if it is no longer ours."""
@@ -513,9 +442,7 @@ class Transitions:
                 event_message = message_from(Job)
             else:
                 event_message = Job.progress_message
-            returned_keys = {column.key for column in _RETURNED}
-            returned = [*_RETURNED, *(c for c in _EVENT_SOURCE if c.key not in returned_keys),
-                        event_message.label("event_message")]
+            returned = returned_with_event(event_message)
             change = (update(Job).where(*conditions, *only_if).values(**changes)
                       .execution_options(synchronize_session=False))
             if postgresql:

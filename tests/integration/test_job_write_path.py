@@ -251,7 +251,7 @@ class TestProgressWritesOfManyJobs:
         from sqlalchemy import text
 
         from backend.extensions import db
-        from backend.jobs.transitions import _PROGRESS_OF_MANY
+        from backend.jobs.progress_writes import PROGRESS_OF_MANY
         from tests.integration.test_retention import add_finished_jobs
 
         claims = self._running(app, 3)
@@ -259,7 +259,7 @@ class TestProgressWritesOfManyJobs:
             add_finished_jobs(20_000, age_days=1)
             db.session.execute(text("ANALYZE jobs"))
             db.session.commit()
-            compiled = _PROGRESS_OF_MANY.compile(dialect=db.engine.dialect)
+            compiled = PROGRESS_OF_MANY.compile(dialect=db.engine.dialect)
             params = compiled.construct_params({
                 "item_ids": [c.job_id for c in claims], "item_attempts": [1, 1, 1], "item_percents": [1.0] * 3,
                 "item_stages": ["s"] * 3, "item_messages": [None] * 3, "item_estimates": [None] * 3,
