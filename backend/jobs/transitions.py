@@ -92,7 +92,7 @@ class Transitions:
         self.messages = messages
         self._statements: dict[tuple, tuple] = {}
         # The jobs a worker runs report progress in waves (started together, they report together):
-        # on PostgreSQL their writes go out grouped, one statement per wave (grouped.py).
+        # on PostgreSQL their writes go out grouped, one statement per wave (progress_writes.py).
         self._progress_writes = ProgressWrites(snapshots)
         # The claim's completion estimate, per agent in SQL (``CASE agent``): the claim learns which
         # agent the job is for in the very statement that starts it.
