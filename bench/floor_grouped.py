@@ -53,25 +53,25 @@ def _succeed_many(items: list[tuple]) -> list[bool]:
 
 
 # The service's own grouping (a writer thread per process), so the floor measures its mechanism.
-insert_job, claim_job, succeed_job = (GroupedWrites(write_many, name=name).write for write_many, name in (
+inserts, claims, successes = (GroupedWrites(write_many, name=name) for write_many, name in (
     (_insert_many, "floor-inserts"), (_claim_many, "floor-claims"), (_succeed_many, "floor-successes")))
 
 
 @dramatiq.actor(actor_name="run_grouped_job", queue_name=QUEUE_NAME, max_retries=0, broker=broker)
 def run_job(job_id: str) -> None:
     """The floor's job: claim, the echo agent's result, success; the writes grouped with other threads'."""
-    claimed = claim_job(job_id)
+    claimed = claims.write(job_id)
     if claimed is None:  # a duplicate delivery: already claimed or finished
         return
     _, attempts, job_input = claimed
-    succeed_job((job_id, attempts, json.dumps({"payload": job_input.get("payload"), "steps": 0})))
+    successes.write((job_id, attempts, json.dumps({"payload": job_input.get("payload"), "steps": 0})))
 
 
 def submit(agent: str, job_input: dict) -> str:
     job_id = "job_" + str(ULID())
     message = run_job.message(job_id)
     request_hash = hashlib.sha256(json.dumps([agent, job_input], sort_keys=True).encode()).hexdigest()
-    insert_job((job_id, agent, json.dumps(job_input), request_hash, message.message_id))
+    inserts.write((job_id, agent, json.dumps(job_input), request_hash, message.message_id))
     broker.enqueue(message)  # once the row is committed, as the floor sends it
     return job_id
 
@@ -82,8 +82,7 @@ def bare(environ, start_response):
         body = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
         status, answer = "202 Accepted", {"id": submit(body["agent"], body.get("input") or {}), "status": "queued"}
     elif environ.get("PATH_INFO") == "/groups":  # how well the inserts grouped in this process
-        counts = insert_job.__self__
-        status, answer = "200 OK", {"pid": os.getpid(), "groups": counts.groups, "items": counts.items}
+        status, answer = "200 OK", {"pid": os.getpid(), "groups": inserts.groups, "items": inserts.items}
     else:
         status, answer = "200 OK", {"status": "ok"}
     payload = json.dumps(answer).encode()

@@ -4,9 +4,9 @@ A worker process runs many jobs at once, and their progress writes come in waves
 together report together. Each write alone costs a connection checkout and its pre-ping, a round
 trip, and PostgreSQL's per-statement work; measured on the job tables, 16 jobs' writes in one
 statement cost PostgreSQL a third to a sixth of what 16 statements cost, and the client about an
-eighth (bench/grouped_sql.py; docs/performance.md, "Grouped writes"). So a write that can wait a moment
-is handed to this process's writer thread, which sends everything waiting as one group and hands
-each caller its own result.
+eighth (bench/grouped_sql.py; docs/performance.md, "Grouped writes"). So a write that can wait a
+moment is handed to this process's writer thread, which sends everything waiting as one group and
+hands each caller its own result.
 
 The writer is a thread of its own rather than one of the callers: Dramatiq interrupts a job's thread
 when its time limit strikes, and a group must never be cut off halfway for the other callers in it.
@@ -19,6 +19,7 @@ from contextlib import nullcontext
 from typing import Any, Callable, Sequence
 
 from flask import current_app, has_app_context
+
 
 class _Waiting:
     __slots__ = ("item", "done", "result", "error")
